@@ -1,0 +1,92 @@
+/**
+ * `onnx-quant` command line: the same core as the extension, for terminals and CI pipelines.
+ * Exit codes: 0 success, 2 bad input or usage (with a one-line message on stderr), 1 internal error.
+ */
+import { parseArgs } from 'node:util';
+import { OnnxFormatError } from '../onnx/errors';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { saveModel } from '../onnx/save';
+import { buildDemoModel } from './demo-model';
+import { runInspect } from './inspect';
+
+const USAGE = `usage: onnx-quant <command> [options]
+
+commands:
+  inspect <model.onnx> [--json]   summary: inputs, outputs, opsets, op types, weights
+  demo [--out <dir>] [--json]     build the bundled default model and run the main job on it
+
+options:
+  --json        print one JSON object on stdout
+  -h, --help    show this help
+  -v, --version print the version`;
+
+export class UsageError extends Error {}
+
+declare const ONNX_QUANT_VERSION: string | undefined;
+
+function version(): string {
+  return typeof ONNX_QUANT_VERSION === 'string' ? ONNX_QUANT_VERSION : 'dev';
+}
+
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const processIO: CliIO = {
+  out: (s) => void process.stdout.write(s + '\n'),
+  err: (s) => void process.stderr.write(s + '\n'),
+};
+
+export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+  try {
+    const [command, ...rest] = argv;
+    if (!command || command === '-h' || command === '--help' || command === 'help') {
+      io.out(USAGE);
+      return command ? 0 : 2;
+    }
+    if (command === '-v' || command === '--version') {
+      io.out(version());
+      return 0;
+    }
+    switch (command) {
+      case 'inspect': {
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean', default: false } } });
+        if (positionals.length !== 1) throw new UsageError('inspect takes exactly one model file');
+        runInspect(positionals[0]!, { json: values.json === true }, io.out);
+        return 0;
+      }
+      case 'demo': {
+        const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean', default: false }, out: { type: 'string' } } });
+        if (positionals.length) throw new UsageError('demo takes no arguments');
+        const dir = values.out ?? path.join(os.tmpdir(), 'onnx-quant-demo');
+        fs.mkdirSync(dir, { recursive: true });
+        const file = path.join(dir, 'demo-cnn.onnx');
+        saveModel(buildDemoModel(), file);
+        if (!values.json) io.out(`built the default model: ${file}\n`);
+        runInspect(file, { json: values.json === true }, io.out);
+        return 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`onnx-quant: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    if (err instanceof OnnxFormatError) {
+      io.err(`onnx-quant: ${err.message}`);
+      return 2;
+    }
+    // parseArgs reports unknown options with this code.
+    if (err instanceof Error && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`onnx-quant: ${err.message}\n\n${USAGE}`);
+      return 2;
+    }
+    io.err(`onnx-quant: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return 1;
+  }
+}

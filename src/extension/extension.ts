@@ -1,0 +1,70 @@
+/**
+ * Extension entry point. The only place (with the rest of src/extension/) that imports `vscode`:
+ * model code lives in src/onnx and src/quant, the webview in webview/, and the message protocol
+ * between them in src/shared/protocol.ts.
+ */
+import * as vscode from 'vscode';
+import { MODEL_EDITOR_VIEW_TYPE, ModelEditorProvider } from './model-editor';
+
+export const INSPECT_MODEL_COMMAND = 'onnxQuant.inspectModel';
+
+declare const ONNX_QUANT_VERSION: string | undefined;
+
+function isOnnxUri(value: unknown): value is vscode.Uri {
+  return value instanceof vscode.Uri && value.path.toLowerCase().endsWith('.onnx');
+}
+
+/** The .onnx file of the active editor or tab, text or custom, if any. */
+function activeOnnxUri(): vscode.Uri | undefined {
+  const text = vscode.window.activeTextEditor?.document.uri;
+  if (isOnnxUri(text)) return text;
+  const input = vscode.window.tabGroups.activeTabGroup.activeTab?.input;
+  if (input instanceof vscode.TabInputText || input instanceof vscode.TabInputCustom) {
+    if (isOnnxUri(input.uri)) return input.uri;
+  }
+  return undefined;
+}
+
+async function pickOnnxFile(): Promise<vscode.Uri | undefined> {
+  const picked = await vscode.window.showOpenDialog({
+    title: 'Inspect ONNX Model',
+    openLabel: 'Inspect',
+    canSelectFiles: true,
+    canSelectFolders: false,
+    canSelectMany: false,
+    filters: { 'ONNX models': ['onnx'] },
+  });
+  return picked?.[0];
+}
+
+/**
+ * "ONNX Quant: Inspect Model": opens a model in the model editor. The file comes from the explorer
+ * or editor title menu (first argument), else the active editor, else a file picker.
+ */
+async function inspectModel(log: vscode.LogOutputChannel, arg: unknown): Promise<void> {
+  const uri = isOnnxUri(arg) ? arg : (activeOnnxUri() ?? (await pickOnnxFile()));
+  if (!uri) return;
+  log.info(`inspect ${uri.scheme === 'file' ? uri.fsPath : uri.toString(true)}`);
+  await vscode.commands.executeCommand('vscode.openWith', uri, MODEL_EDITOR_VIEW_TYPE);
+}
+
+export function activate(context: vscode.ExtensionContext): void {
+  const log = vscode.window.createOutputChannel('ONNX Quant', { log: true });
+  context.subscriptions.push(
+    log,
+    ModelEditorProvider.register(context, log),
+    vscode.commands.registerCommand(INSPECT_MODEL_COMMAND, async (arg: unknown) => {
+      try {
+        await inspectModel(log, arg);
+      } catch (err) {
+        log.error(err instanceof Error ? err : String(err));
+        void vscode.window.showErrorMessage(`ONNX Quant: could not open the model: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }),
+  );
+  log.info(`ONNX Quant ${typeof ONNX_QUANT_VERSION === 'string' ? ONNX_QUANT_VERSION : 'dev'} activated`);
+}
+
+export function deactivate(): void {
+  // Everything is disposed through context.subscriptions.
+}

@@ -1,0 +1,56 @@
+/** The shipped CLI bundle (dist/cli.js, built by `npm run build`) runs with plain node. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { REAL_MODELS, tempDir } from '../helpers/ort';
+
+const CLI = path.join(__dirname, '../../dist/cli.js');
+
+function run(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('dist/cli.js', { skip: fs.existsSync(CLI) ? false : 'run `npm run build` first (npm test does)' }, () => {
+  it('inspect --json of a real model', () => {
+    const r = run(['inspect', REAL_MODELS.ocrCls, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout);
+    assert.equal(j.nodes, 471);
+    assert.equal(j.weights.byLocation.constant, 250);
+  });
+
+  it('demo builds the default model and inspects it', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const r = run(['demo', '--out', dir, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = JSON.parse(r.stdout);
+      assert.deepEqual(j.opTypes, { Conv: 3, Relu: 3, GlobalAveragePool: 1, Flatten: 1, Gemm: 1, Softmax: 1 });
+      assert.ok(fs.existsSync(path.join(dir, 'demo-cnn.onnx')));
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('a corrupt file: exit code 2 and one line on stderr', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = path.join(dir, 'bad.onnx');
+      fs.writeFileSync(file, fs.readFileSync(REAL_MODELS.ocrCls).subarray(0, 1000));
+      const r = run(['inspect', file]);
+      assert.equal(r.code, 2);
+      assert.equal(r.stdout, '');
+      assert.match(r.stderr, /^onnx-quant: .*bad\.onnx: corrupt ONNX protobuf at byte \d+: .*\n$/);
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('--version prints the package version', () => {
+    const r = run(['--version']);
+    assert.equal(r.stdout.trim(), JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8')).version);
+  });
+});

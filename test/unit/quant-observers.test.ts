@@ -1,0 +1,389 @@
+/**
+ * Calibration observers and range choosers. References: hand-computed moving averages, naive
+ * per-channel scans, direct re-binning of all data in the final grid, sorted-array (float64)
+ * quantiles, and reconstruction MSE measured on the actual data.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  computeQParams,
+  dequantize,
+  entropyRange,
+  foldAbs,
+  HistogramObserver,
+  MinMaxObserver,
+  MovingAverageMinMaxObserver,
+  mseRange,
+  PerChannelMinMaxObserver,
+  percentileRange,
+  QuantizationError,
+  quantizeTensor,
+  type FloatRange,
+  type Histogram,
+  type QuantType,
+} from '../../src/quant';
+
+const f32 = (xs: number[]) => new Float32Array(xs);
+
+/** Deterministic PRNG (mulberry32) and Box–Muller gaussians. */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const gauss = () => {
+    let u = 0;
+    while (u === 0) u = uniform();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * uniform());
+  };
+  return { uniform, gauss };
+}
+
+function gaussianBatches(seed: number, batches: number, size: number, mean = 0): Float32Array[] {
+  const { gauss } = rng(seed);
+  const out: Float32Array[] = [];
+  for (let b = 0; b < batches; b++) {
+    const x = new Float32Array(size);
+    for (let i = 0; i < size; i++) x[i] = mean + gauss();
+    out.push(x);
+  }
+  return out;
+}
+
+function concat(batches: Float32Array[]): Float32Array {
+  const out = new Float32Array(batches.reduce((n, b) => n + b.length, 0));
+  let off = 0;
+  for (const b of batches) {
+    out.set(b, off);
+    off += b.length;
+  }
+  return out;
+}
+
+function sumCounts(h: Histogram): number {
+  let s = 0;
+  for (const c of h.counts) s += c;
+  return s;
+}
+
+/** Mean squared error of quantize → dequantize with the parameters derived from `range`. */
+function reconstructionMse(data: Float32Array, range: FloatRange, type: QuantType, symmetric: boolean): number {
+  const p = computeQParams(range.min, range.max, type, { symmetric });
+  const y = dequantize(quantizeTensor(data, p), p);
+  let s = 0;
+  for (let i = 0; i < data.length; i++) s += (y[i]! - data[i]!) ** 2;
+  return s / data.length;
+}
+
+describe('MinMaxObserver', () => {
+  it('tracks the running range and skips / counts NaN and ±Inf', () => {
+    const o = new MinMaxObserver();
+    assert.equal(o.hasData, false);
+    assert.throws(() => o.range(), QuantizationError);
+    o.update(f32([1, 2, 3]));
+    o.update(f32([-1, NaN, 5]));
+    o.update(f32([Infinity, -Infinity, 0]));
+    o.update(f32([NaN, NaN])); // no finite value: does not count as a batch
+    assert.deepEqual(o.range(), { min: -1, max: 5 });
+    assert.deepEqual(o.nonFinite, { nan: 3, posInf: 1, negInf: 1 });
+    assert.equal(o.batchCount, 3);
+  });
+});
+
+describe('MovingAverageMinMaxObserver', () => {
+  it('averages per-batch extremes with constant c', () => {
+    const o = new MovingAverageMinMaxObserver(0.5);
+    o.update(f32([0, 1])); // first batch sets the range: [0, 1]
+    assert.deepEqual(o.range(), { min: 0, max: 1 });
+    o.update(f32([-1, 3])); // min = 0 + 0.5·(−1 − 0) = −0.5; max = 1 + 0.5·(3 − 1) = 2
+    assert.deepEqual(o.range(), { min: -0.5, max: 2 });
+    o.update(f32([-2, 2])); // min = −0.5 + 0.5·(−2 + 0.5) = −1.25; max = 2 + 0.5·0 = 2
+    assert.deepEqual(o.range(), { min: -1.25, max: 2 });
+  });
+  it('defaults to c = 0.01', () => {
+    const o = new MovingAverageMinMaxObserver();
+    o.update(f32([0, 1]));
+    o.update(f32([-1, 3])); // min = 0 + 0.01·(−1) = −0.01; max = 1 + 0.01·2 = 1.02
+    const r = o.range();
+    assert.ok(Math.abs(r.min - -0.01) < 1e-15);
+    assert.ok(Math.abs(r.max - 1.02) < 1e-15);
+    assert.throws(() => new MovingAverageMinMaxObserver(0), QuantizationError);
+  });
+});
+
+describe('PerChannelMinMaxObserver', () => {
+  it('matches a naive per-channel scan, across batches with different batch sizes', () => {
+    const o = new PerChannelMinMaxObserver({ shape: [2, 3, 4], axis: 1 });
+    const { uniform } = rng(3);
+    const ref = { mins: [Infinity, Infinity, Infinity], maxs: [-Infinity, -Infinity, -Infinity] };
+    for (const n of [2, 1, 5]) {
+      const shape = [n, 3, 4];
+      const x = new Float32Array(n * 12);
+      for (let i = 0; i < x.length; i++) x[i] = (uniform() - 0.5) * 20;
+      x[0] = NaN; // skipped and counted
+      o.update(x, shape);
+      for (let i = 1; i < x.length; i++) {
+        const c = Math.floor(i / 4) % 3; // stride of axis 1 is 4
+        ref.mins[c] = Math.min(ref.mins[c]!, x[i]!);
+        ref.maxs[c] = Math.max(ref.maxs[c]!, x[i]!);
+      }
+    }
+    const r = o.ranges();
+    assert.deepEqual(Array.from(r.mins), ref.mins);
+    assert.deepEqual(Array.from(r.maxs), ref.maxs);
+    assert.equal(o.nonFinite.nan, 3);
+    assert.throws(() => o.update(new Float32Array(8), [1, 2, 4]), /2 channels on axis 1, observer expects 3/);
+  });
+});
+
+describe('HistogramObserver', () => {
+  it('preserves the integer total exactly over many range-growing batches', () => {
+    for (const symmetric of [false, true]) {
+      const o = new HistogramObserver({ symmetric });
+      const { uniform, gauss } = rng(11);
+      let finite = 0;
+      let nan = 0;
+      for (let b = 0; b < 300; b++) {
+        // Spread and offset drift so the range keeps growing in both directions.
+        const spread = 0.01 * 1.04 ** b;
+        const offset = b % 2 === 0 ? b * 0.05 : -b * 0.03;
+        const x = new Float32Array(500 + (b % 7) * 100);
+        for (let i = 0; i < x.length; i++) x[i] = offset + spread * gauss();
+        if (b % 13 === 0) {
+          x[0] = NaN;
+          nan++;
+        }
+        finite += x.length - (b % 13 === 0 ? 1 : 0);
+        if (uniform() < 0.1) o.update(new Float32Array(0)); // empty batches are harmless
+        o.update(x);
+      }
+      const h = o.histogram();
+      assert.ok(o.growthCount > 5, `expected many growths, got ${o.growthCount}`);
+      assert.equal(h.total, finite);
+      assert.equal(sumCounts(h), finite);
+      assert.equal(h.nanCount, nan);
+      for (const c of h.counts) assert.ok(Number.isInteger(c) && c >= 0);
+      assert.equal(h.counts.length, 2048);
+      assert.ok(h.lo <= h.min && h.hi >= h.max);
+    }
+  });
+
+  it('re-binning is exact: counts equal binning all the data directly in the final grid', () => {
+    for (const symmetric of [false, true]) {
+      const o = new HistogramObserver({ bins: 512, symmetric });
+      const { gauss } = rng(5);
+      const all: Float32Array[] = [];
+      for (let b = 0; b < 40; b++) {
+        const x = new Float32Array(2000);
+        for (let i = 0; i < x.length; i++) x[i] = 0.3 * b + (1 + b * 0.2) * gauss();
+        o.update(x);
+        all.push(x);
+      }
+      const h = o.histogram();
+      const direct = new Float64Array(512);
+      const w = (h.hi - h.lo) / 512;
+      for (const x of all) for (const v of x) direct[Math.min(511, Math.max(0, Math.floor((v - h.lo) / w)))]!++;
+      let diff = 0;
+      for (let k = 0; k < 512; k++) diff += Math.abs(direct[k]! - h.counts[k]!);
+      // Only float rounding of values sitting exactly on a bin edge could differ.
+      assert.ok(diff <= 2, `symmetric=${symmetric}: ${diff} counts differ`);
+    }
+  });
+
+  it('keeps the range below 2x the observed span', () => {
+    const o = new HistogramObserver();
+    for (const x of gaussianBatches(9, 50, 1000, 1)) o.update(x);
+    o.update(f32([30]));
+    o.update(f32([-25]));
+    const h = o.histogram();
+    const w = (h.hi - h.lo) / h.counts.length;
+    assert.ok(h.hi - h.lo < 2 * (h.max - h.min) + w, `range ${h.hi - h.lo} vs span ${h.max - h.min}`);
+  });
+
+  it('memory does not grow with the number of batches', () => {
+    const o = new HistogramObserver();
+    const batches = gaussianBatches(1, 10, 1000);
+    for (const b of batches) o.update(b);
+    const bytes = o.stateBytes;
+    const len = o.histogram().counts.length;
+    for (let r = 0; r < 100; r++) for (const b of batches) o.update(b.map((v) => v * (1 + r / 10)));
+    assert.equal(o.stateBytes, bytes);
+    assert.equal(o.stateBytes, 2 * 2048 * 8);
+    assert.equal(o.histogram().counts.length, len);
+    assert.equal(o.histogram().total, 1010 * 1000);
+  });
+
+  it('counts NaN / +Inf / −Inf separately and never bins them', () => {
+    const o = new HistogramObserver({ bins: 16 });
+    o.update(f32([NaN, Infinity, -Infinity, -Infinity, 1, 2, 3]));
+    const h = o.histogram();
+    assert.equal(h.total, 3);
+    assert.equal(sumCounts(h), 3);
+    assert.deepEqual([h.nanCount, h.posInfCount, h.negInfCount], [1, 1, 2]);
+    assert.deepEqual([h.min, h.max], [1, 3]);
+    assert.throws(() => new HistogramObserver().histogram(), /not seen any finite value/);
+    assert.throws(() => new HistogramObserver({ bins: 15, symmetric: true }), /even bin count/);
+  });
+
+  it('handles a constant first batch, then growth', () => {
+    const o = new HistogramObserver();
+    o.update(new Float32Array(1000).fill(5));
+    o.update(f32([0, 2.5, 10]));
+    const h = o.histogram();
+    assert.equal(h.total, 1003);
+    assert.equal(sumCounts(h), 1003);
+    const r = percentileRange(h, 99);
+    assert.ok(r.min >= 0 && r.max <= 10);
+    // Symmetric: all zeros first (tiny initial range), then a huge growth factor.
+    const s = new HistogramObserver({ symmetric: true });
+    s.update(new Float32Array(500));
+    s.update(f32([-3, 3, 0.5]));
+    const hs = s.histogram();
+    assert.equal(sumCounts(hs), 503);
+    assert.ok(hs.hi >= 3 && hs.hi < 6);
+    // The 500 zeros sit in the bin starting at 0 (index bins/2).
+    assert.equal(hs.counts[1024], 500);
+  });
+
+  it('all-zero data gives a zero range and a usable scale', () => {
+    for (const symmetric of [false, true]) {
+      const o = new HistogramObserver({ symmetric });
+      o.update(new Float32Array(100));
+      const h = o.histogram();
+      for (const r of [percentileRange(h, 99.9), entropyRange(h, 'int8'), mseRange(h, 'uint8')]) {
+        assert.deepEqual([r.min + 0, r.max + 0], [0, 0]);
+        assert.equal(computeQParams(r.min, r.max, 'uint8').scale, 1);
+      }
+    }
+  });
+});
+
+describe('range choosers', () => {
+  // 200k N(0, 1) samples in 20 batches.
+  const batches = gaussianBatches(42, 20, 10_000);
+  const data = concat(batches);
+  const sorted = Array.from(data).sort((a, b) => a - b);
+  const absSorted = Array.from(data, Math.abs).sort((a, b) => a - b);
+  const N = data.length;
+  const build = (symmetric: boolean) => {
+    const o = new HistogramObserver({ symmetric });
+    for (const b of batches) o.update(b);
+    return o.histogram();
+  };
+
+  it('percentile matches a sorted-array reference within one bin width (asymmetric)', () => {
+    const h = build(false);
+    const w = (h.hi - h.lo) / h.counts.length;
+    for (const pct of [99.99, 99.9, 99, 90]) {
+      const p = pct / 100;
+      const r = percentileRange(h, pct);
+      const refLo = sorted[Math.floor((1 - p) * N)]!;
+      const refHi = sorted[Math.ceil(p * N) - 1]!;
+      assert.ok(Math.abs(r.min - refLo) <= w, `pct ${pct} low: ${r.min} vs ${refLo} (w ${w})`);
+      assert.ok(Math.abs(r.max - refHi) <= w, `pct ${pct} high: ${r.max} vs ${refHi} (w ${w})`);
+    }
+    assert.deepEqual(percentileRange(h, 100), { min: sorted[0], max: sorted[N - 1] });
+    assert.throws(() => percentileRange(h, 0), /percentile must be in \(0, 100\]/);
+  });
+
+  it('percentile matches a sorted |x| reference within one bin width (symmetric)', () => {
+    for (const h of [build(true), build(false)]) {
+      const w = (h.hi - h.lo) / h.counts.length;
+      for (const pct of [99.99, 99.9, 99]) {
+        const r = percentileRange(h, pct, { symmetric: true });
+        const ref = absSorted[Math.ceil((pct / 100) * N) - 1]!;
+        assert.equal(r.min, -r.max);
+        assert.ok(Math.abs(r.max - ref) <= w, `pct ${pct}: ${r.max} vs ${ref} (w ${w})`);
+      }
+    }
+  });
+
+  it('foldAbs preserves the total mass', () => {
+    for (const h of [build(true), build(false)]) {
+      const abs = foldAbs(h);
+      let s = 0;
+      for (const c of abs.counts) s += c;
+      assert.ok(Math.abs(s - h.total) < 1e-6 * h.total);
+    }
+  });
+
+  // Gaussian + rare far outliers: 1M N(0,1) samples with 4 outliers in [-40, 40].
+  const outlierBatches = gaussianBatches(7, 50, 20_000);
+  outlierBatches[3]![17] = 37;
+  outlierBatches[11]![5] = -31;
+  outlierBatches[29]![999] = 40;
+  outlierBatches[40]![0] = -35;
+  const outlierData = concat(outlierBatches);
+
+  for (const [type, symmetric] of [
+    ['int8', true],
+    ['uint8', false],
+  ] as const) {
+    it(`entropy and MSE ranges beat min-max on gaussian + outliers (${type}, symmetric=${symmetric})`, () => {
+      const o = new HistogramObserver({ symmetric });
+      for (const b of outlierBatches) o.update(b);
+      const h = o.histogram();
+      const minmax = { min: h.min, max: h.max };
+      assert.deepEqual(minmax, { min: -35, max: 40 });
+      const ent = entropyRange(h, type);
+      const mse = mseRange(h, type);
+      const errMinMax = reconstructionMse(outlierData, minmax, type, symmetric);
+      for (const [name, r] of [
+        ['entropy', ent],
+        ['mse', mse],
+      ] as const) {
+        const err = reconstructionMse(outlierData, r, type, symmetric);
+        assert.ok(r.max - r.min < minmax.max - minmax.min, `${name} range [${r.min}, ${r.max}] is not tighter`);
+        assert.ok(r.min <= -2.5 && r.max >= 2.5, `${name} range [${r.min}, ${r.max}] clips the gaussian body`);
+        assert.ok(err < errMinMax, `${name} MSE ${err} ≥ min-max MSE ${errMinMax}`);
+      }
+      // MSE optimizes exactly this objective, so it should also beat entropy.
+      assert.ok(reconstructionMse(outlierData, mse, type, symmetric) <= reconstructionMse(outlierData, ent, type, symmetric));
+    });
+  }
+
+  it('entropy returns the full range when the type has more levels than the histogram has bins', () => {
+    const h = build(true);
+    const r = entropyRange(h, 'int16');
+    const amax = Math.max(-h.min, h.max);
+    assert.deepEqual(r, { min: -amax, max: amax });
+  });
+
+  it('mseRange takes at most a few ms on 2048 bins', () => {
+    const h = build(false);
+    const hs = build(true);
+    mseRange(h, 'uint8'); // warm up the JIT
+    mseRange(hs, 'int8');
+    const times: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const t0 = performance.now();
+      mseRange(h, 'uint8');
+      mseRange(hs, 'int8');
+      times.push((performance.now() - t0) / 2);
+    }
+    times.sort((a, b) => a - b);
+    assert.ok(times[4]! < 5, `median ${times[4]} ms`);
+  });
+
+  it('choosers reject an empty histogram', () => {
+    const empty: Histogram = {
+      counts: new Float64Array(8),
+      lo: 0,
+      hi: 1,
+      total: 0,
+      min: 0,
+      max: 0,
+      symmetric: false,
+      nanCount: 0,
+      posInfCount: 0,
+      negInfCount: 0,
+    };
+    assert.throws(() => percentileRange(empty, 99), /histogram is empty/);
+    assert.throws(() => entropyRange(empty, 'int8'), /histogram is empty/);
+    assert.throws(() => mseRange(empty, 'int8'), /histogram is empty/);
+  });
+});
