@@ -1,0 +1,91 @@
+/**
+ * Which operators the static QDQ transform quantizes, and how.
+ *
+ * The choice follows what onnxruntime's CPU provider fuses into integer kernels when it sees
+ * DequantizeLinear → op → QuantizeLinear (QLinearConv, QLinearMatMul, QGemm, QLinearAdd,
+ * QLinearGlobalAveragePool, QLinearConcat, …) or drops as exact (data movement with equal input and
+ * output scales). An op outside these sets stays in float: quantizing it would only add
+ * Q/DQ pairs around a float kernel, costing time and accuracy.
+ */
+
+/** Ops with a weight input: index of the weight and of the optional bias. */
+export const WEIGHTED_OPS: Readonly<Record<string, { weight: number; bias?: number }>> = {
+  Conv: { weight: 1, bias: 2 },
+  ConvTranspose: { weight: 1, bias: 2 },
+  Gemm: { weight: 1, bias: 2 },
+  MatMul: { weight: 1 },
+};
+
+/**
+ * Ops whose output reuses the input's scale and zero point (pure data movement or max/min
+ * selection): quantized only when their input is, so onnxruntime can drop their Q/DQ pairs.
+ */
+export const SAME_SCALE_OPS: ReadonlySet<string> = new Set([
+  'MaxPool',
+  'Reshape',
+  'Transpose',
+  'Flatten',
+  'Squeeze',
+  'Unsqueeze',
+  'Identity',
+  'Slice',
+  'Gather',
+  'Split',
+  'Resize',
+  'Pad',
+  'Expand',
+  'Tile',
+  'DepthToSpace',
+  'SpaceToDepth',
+]);
+
+/** Ops with integer kernels and their own output range (calibrated). Quantized next to quantized ops. */
+export const CALIBRATED_OPS: ReadonlySet<string> = new Set([
+  'Add',
+  'Mul',
+  'Concat',
+  'GlobalAveragePool',
+  'AveragePool',
+  'Relu',
+  'Clip',
+  'LeakyRelu',
+  'Sigmoid',
+]);
+
+/** Float inputs of a node that carry activations (the ones a QDQ pair goes on). */
+export function activationInputIndices(opType: string, inputCount: number): number[] {
+  switch (opType) {
+    case 'Reshape':
+    case 'Expand':
+    case 'Tile':
+    case 'Gather':
+    case 'Slice':
+    case 'Split':
+    case 'Squeeze':
+    case 'Unsqueeze':
+    case 'Pad':
+    case 'Resize':
+    case 'Clip':
+      return [0]; // the rest are shapes, indices, pads, scales or bounds
+    default:
+      return Array.from({ length: inputCount }, (_, i) => i);
+  }
+}
+
+/**
+ * The weight axis that holds output channels, for per-channel quantization.
+ * Conv [M, C/g, kH, kW] → 0; ConvTranspose [C, M/g, kH, kW] → 1; Gemm B [N, K] with transB → 0,
+ * [K, N] without → 1; MatMul B [..., K, N] → last.
+ */
+export function outputChannelAxis(opType: string, weightRank: number, transB: boolean): number {
+  switch (opType) {
+    case 'Conv':
+      return 0;
+    case 'ConvTranspose':
+      return 1;
+    case 'Gemm':
+      return transB ? 0 : 1;
+    default:
+      return weightRank - 1;
+  }
+}

@@ -1,0 +1,399 @@
+/**
+ * Static quantization in QDQ format: QuantizeLinear → DequantizeLinear pairs on the activations of
+ * the quantized nodes, weights stored already quantized behind a DequantizeLinear, biases in int32
+ * with s_bias = s_input · s_weight. onnxruntime fuses these patterns into integer kernels.
+ *
+ * Rules:
+ * - Only the main graph's nodes are quantized statically: activations inside If/Loop/Scan bodies
+ *   cannot be observed by calibration (they are not graph outputs onnxruntime can expose).
+ * - Graph inputs and outputs keep their float type and names. A graph output is never quantized:
+ *   the last layer's result stays exact, and onnxruntime still runs its integer matmul/conv.
+ * - A tensor read by several quantized nodes gets one Q/DQ pair; a weight shared by several nodes
+ *   with the same settings is quantized once.
+ * - Every node left in float is reported with the reason.
+ */
+import { DataType } from '../../onnx/dtypes';
+import { GraphView } from '../../onnx/graph';
+import { constantTensor, walkGraphs } from '../../onnx/model';
+import { GraphProto, ModelProto, NodeProto, TensorProto } from '../../onnx/proto';
+import { Attr } from '../../onnx/builder';
+import { ActivationType, isExcluded, nodeSettings, NodeQuantSettings, QuantConfig, WeightType } from '../config';
+import { QuantizationError } from '../errors';
+import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } from '../params';
+import { channelMinMax, quantizePerChannel, quantizeTensor } from '../quantize';
+import { FloatRange, QuantParams, QuantType } from '../types';
+import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset } from './edit';
+import { activationInputIndices, CALIBRATED_OPS, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
+
+export interface QuantizedNode {
+  name: string;
+  opType: string;
+  detail: string;
+}
+
+export interface SkippedNode {
+  name: string;
+  opType: string;
+  reason: string;
+}
+
+export interface TransformResult {
+  model: ModelProto;
+  quantized: QuantizedNode[];
+  skipped: SkippedNode[];
+  /** Quantization parameters of every activation tensor that got a Q/DQ pair. */
+  activations: Map<string, QuantParams>;
+}
+
+export interface StaticQdqOptions {
+  config: QuantConfig;
+  /** Calibrated float range of each main-graph activation tensor. */
+  ranges: ReadonlyMap<string, FloatRange>;
+  /** Float values of a weight tensor (inline or external data). */
+  readWeight: (t: TensorProto) => Float32Array;
+  /** '' for standard ONNX Q/DQ (opset ≥ 13); 'com.microsoft' for onnxruntime's contrib Q/DQ. */
+  domain: '' | 'com.microsoft';
+}
+
+const QUANT_DATA_TYPE: Record<QuantType, DataType> = {
+  int8: DataType.INT8,
+  uint8: DataType.UINT8,
+  int16: DataType.INT16,
+  uint16: DataType.UINT16,
+  int4: DataType.INT4,
+  uint4: DataType.UINT4,
+};
+
+function nodeLabel(n: NodeProto): string {
+  return n.name || `${n.opType}(${n.output[0] ?? ''})`;
+}
+
+function attrInt(n: NodeProto, name: string, dflt: number): number {
+  const a = n.attribute.find((x) => x.name === name);
+  return a?.i !== undefined ? Number(a.i) : dflt;
+}
+
+function attrFloat(n: NodeProto, name: string, dflt: number): number {
+  const a = n.attribute.find((x) => x.name === name);
+  return a?.f !== undefined ? a.f : dflt;
+}
+
+type Role = { kind: 'weighted'; weightIndex: number; biasIndex?: number } | { kind: 'matmul-activations' } | { kind: 'same-scale' } | { kind: 'calibrated' };
+
+export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions): TransformResult {
+  const { config, ranges, readWeight, domain } = options;
+  const model = cloneModel(source);
+  const graph = model.graph!;
+  const view = new GraphView(graph);
+  const names = new NameScope(model);
+  const order = view.topologicalNodes();
+  const outputs = new Set(graph.output.map((o) => o.name));
+
+  // Constant tensors of the main graph: initializers and Constant nodes' values.
+  const constants = new Map<string, TensorProto>();
+  for (const t of graph.initializer) constants.set(t.name, t);
+  for (const n of graph.node) {
+    if (n.opType !== 'Constant' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
+    const t = constantTensor(n);
+    if (t && n.output[0]) constants.set(n.output[0], t);
+  }
+  const isFloatConstant = (name: string) => {
+    const t = constants.get(name);
+    return t !== undefined && (t.dataType === DataType.FLOAT || t.dataType === DataType.FLOAT16 || t.dataType === DataType.DOUBLE);
+  };
+
+  const quantized: QuantizedNode[] = [];
+  const skipped: SkippedNode[] = [];
+  const roles = new Map<NodeProto, Role>();
+  const settings = new Map<NodeProto, NodeQuantSettings>();
+  /** Activation tensors that get a Q/DQ pair, with the type their quantized neighbours asked for. */
+  const tensorType = new Map<string, { type: ActivationType; symmetric: boolean }>();
+  const producedByQuantized = (name: string) => {
+    const p = view.producer(name);
+    return p !== undefined && roles.has(p);
+  };
+  const hasRange = (name: string) => ranges.has(name);
+
+  // ---- 1. decide which nodes are quantized, in topological order ----
+  for (const n of order) {
+    if (n.opType === 'Constant') continue;
+    const skip = (reason: string) => skipped.push({ name: nodeLabel(n), opType: n.opType, reason });
+    if (n.domain !== '' && n.domain !== 'ai.onnx') {
+      skip(`operator of domain ${n.domain} is kept in float`);
+      continue;
+    }
+    if (isExcluded(config, n)) {
+      skip('excluded by the user (--exclude or recipe)');
+      continue;
+    }
+    if (view.subgraphsOf(n).length > 0) {
+      skip('control flow (If/Loop/Scan): its subgraphs run in float; activations inside them cannot be calibrated');
+      continue;
+    }
+    let role: Role | undefined;
+    const weighted = WEIGHTED_OPS[n.opType];
+    if (weighted) {
+      const w = n.input[weighted.weight] ?? '';
+      if (isFloatConstant(w)) role = { kind: 'weighted', weightIndex: weighted.weight, biasIndex: weighted.bias };
+      else if (n.opType === 'MatMul') role = { kind: 'matmul-activations' };
+      else {
+        skip('its weight is computed at run time, not a constant');
+        continue;
+      }
+      if (n.opType === 'Gemm' && attrInt(n, 'transA', 0) !== 0) {
+        skip('Gemm with transA=1 has no integer kernel');
+        continue;
+      }
+    } else if ((SAME_SCALE_OPS.has(n.opType) || CALIBRATED_OPS.has(n.opType)) && n.output.every((o) => !o || outputs.has(o))) {
+      skip('its output is a graph output, which stays in float');
+      continue;
+    } else if (SAME_SCALE_OPS.has(n.opType)) {
+      if (!producedByQuantized(n.input[0] ?? '') || !hasRange(n.input[0] ?? '')) {
+        skip('data movement is quantized only between quantized nodes');
+        continue;
+      }
+      role = { kind: 'same-scale' };
+    } else if (CALIBRATED_OPS.has(n.opType)) {
+      const acts = activationInputIndices(n.opType, n.input.length).map((i) => n.input[i] ?? '').filter((x) => x && !constants.has(x));
+      if (!acts.some(producedByQuantized)) {
+        skip(`${n.opType} is quantized only after a quantized node`);
+        continue;
+      }
+      role = { kind: 'calibrated' };
+    } else {
+      skip(`no integer kernel for ${n.opType}; kept in float`);
+      continue;
+    }
+
+    // Every float activation the node reads, and every output (but graph outputs), needs a range.
+    const acts = activationInputIndices(n.opType, n.input.length)
+      .filter((i) => !(role!.kind === 'weighted' && (i === role!.weightIndex || i === role!.biasIndex)))
+      .map((i) => n.input[i] ?? '')
+      .filter((x) => x && !constants.has(x));
+    const outs = role.kind === 'same-scale' ? [] : n.output.filter((o) => o && !outputs.has(o));
+    const missing = [...acts, ...outs].find((t) => !hasRange(t));
+    if (missing) {
+      skip(`no calibrated range for tensor "${missing}"`);
+      continue;
+    }
+    if (n.opType === 'Split' || n.output.length > 1) {
+      if (role.kind !== 'same-scale') {
+        skip('multiple outputs are not quantized');
+        continue;
+      }
+    }
+    roles.set(n, role);
+    const s = nodeSettings(config, n.name);
+    settings.set(n, s);
+    for (const t of [...acts, ...outs]) if (!tensorType.has(t)) tensorType.set(t, { type: s.activationType, symmetric: s.symmetricActivations });
+    if (role.kind === 'same-scale') for (const o of n.output) if (o && !outputs.has(o)) tensorType.set(o, tensorType.get(n.input[0]!)!);
+  }
+
+  // ---- 2. activation parameters; same-scale outputs reuse their input's ----
+  const activations = new Map<string, QuantParams>();
+  const paramsOf = (t: string): QuantParams => {
+    let p = activations.get(t);
+    if (!p) {
+      const { type, symmetric } = tensorType.get(t)!;
+      const r = ranges.get(t)!;
+      try {
+        p = computeQParams(r.min, r.max, type, { symmetric });
+      } catch (err) {
+        if (err instanceof QuantizationError) throw new QuantizationError(`activation "${t}": ${err.message}`);
+        throw err;
+      }
+      activations.set(t, p);
+    }
+    return p;
+  };
+  for (const n of order) {
+    const role = roles.get(n);
+    if (!role) continue;
+    if (role.kind === 'same-scale') {
+      const p = paramsOf(n.input[0]!);
+      for (const o of n.output) if (o && !outputs.has(o)) activations.set(o, p);
+    }
+  }
+  for (const t of tensorType.keys()) paramsOf(t);
+
+  // ---- 3. rewrite ----
+  const head: NodeProto[] = []; // weight DQs and graph-input Q/DQs, placed first
+  const after = new Map<string, NodeProto[]>(); // Q/DQ pairs emitted right after a tensor's producer
+  const dqName = new Map<string, string>(); // activation tensor → its dequantized name
+  const newInits: TensorProto[] = [];
+
+  const qdqFor = (t: string): string => {
+    let out = dqName.get(t);
+    if (out) return out;
+    const p = activations.get(t)!;
+    const scale = names.fresh(`${t}_scale`);
+    const zp = names.fresh(`${t}_zero_point`);
+    const q = names.fresh(`${t}_quantized`);
+    out = names.fresh(`${t}_dequantized`);
+    newInits.push(initializer(scale, DataType.FLOAT, [], new Float32Array([p.scale])));
+    newInits.push(initializer(zp, QUANT_DATA_TYPE[p.type], [], [p.zeroPoint]));
+    const nodes = [
+      makeNode('QuantizeLinear', [t, scale, zp], [q], names.fresh(`${t}_QuantizeLinear`), {}, domain),
+      makeNode('DequantizeLinear', [q, scale, zp], [out], names.fresh(`${t}_DequantizeLinear`), {}, domain),
+    ];
+    const producer = view.producer(t);
+    if (producer) {
+      const key = producer.output[0] ?? t;
+      after.set(key, [...(after.get(key) ?? []), ...nodes]);
+    } else head.push(...nodes);
+    dqName.set(t, out);
+    return out;
+  };
+
+  const weightCache = new Map<string, { name: string; scales: Float32Array | number }>();
+  const quantizeWeight = (
+    w: string,
+    type: WeightType | ActivationType,
+    symmetric: boolean,
+    axis: number | undefined,
+  ): { name: string; scales: Float32Array | number } => {
+    const key = `${w}|${type}|${symmetric}|${axis ?? 'tensor'}`;
+    const cached = weightCache.get(key);
+    if (cached) return cached;
+    const t = constants.get(w)!;
+    const values = readWeight(t);
+    const dims = [...t.dims];
+    const qName = names.fresh(`${w}_quantized`);
+    const sName = names.fresh(`${w}_scale`);
+    const zName = names.fresh(`${w}_zero_point`);
+    const dq = names.fresh(`${w}_dequantized`);
+    const attrs: Record<string, Attr> = {};
+    let scales: Float32Array | number;
+    if (axis !== undefined) {
+      const { mins, maxs } = channelMinMax(values, dims, axis);
+      const p = computePerChannelQParams(mins, maxs, type, axis, { symmetric });
+      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, quantizePerChannel(values, dims, p)));
+      newInits.push(initializer(sName, DataType.FLOAT, [p.scales.length], p.scales));
+      newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [p.zeroPoints.length], Array.from(p.zeroPoints)));
+      attrs.axis = Attr.int(axis);
+      scales = p.scales;
+    } else {
+      const r = tensorMinMax(values, `weight "${w}"`);
+      const p = computeQParams(r.min, r.max, type, { symmetric });
+      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, quantizeTensor(values, p)));
+      newInits.push(initializer(sName, DataType.FLOAT, [], new Float32Array([p.scale])));
+      newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [], [p.zeroPoint]));
+      scales = p.scale;
+    }
+    head.push(makeNode('DequantizeLinear', [qName, sName, zName], [dq], names.fresh(`${w}_DequantizeLinear`), attrs, domain));
+    const result = { name: dq, scales };
+    weightCache.set(key, result);
+    return result;
+  };
+
+  /** Returns the dequantized bias's name, or a note starting with "bias " when it stays in float. */
+  const quantizeBiasInput = (b: string, inputScale: number, weightScales: Float32Array | number, channels: number): string => {
+    const t = constants.get(b)!;
+    const values = readWeight(t);
+    if (values.length !== channels || t.dims.length !== 1) return `bias "${b}" is not a vector of ${channels} (kept in float)`;
+    const q = quantizeBias(values, inputScale, weightScales);
+    const perChannel = typeof weightScales !== 'number';
+    const biasScales = perChannel ? Float32Array.from(weightScales, (s) => Math.fround(inputScale * s)) : new Float32Array([Math.fround(inputScale * weightScales)]);
+    // int32 saturation would silently clip a large bias: keep such biases in float instead.
+    for (let i = 0; i < values.length; i++) {
+      const s = biasScales[perChannel ? i : 0]!;
+      if (Math.abs(values[i]! / s) >= 2 ** 31 - 1) return `bias "${b}" does not fit int32 at scale ${s} (kept in float)`;
+    }
+    const qName = names.fresh(`${b}_quantized`);
+    const sName = names.fresh(`${b}_scale`);
+    const zName = names.fresh(`${b}_zero_point`);
+    const dq = names.fresh(`${b}_dequantized`);
+    newInits.push(initializer(qName, DataType.INT32, [channels], q));
+    newInits.push(initializer(sName, DataType.FLOAT, perChannel ? [channels] : [], biasScales));
+    newInits.push(initializer(zName, DataType.INT32, perChannel ? [channels] : [], new Int32Array(perChannel ? channels : 1)));
+    head.push(makeNode('DequantizeLinear', [qName, sName, zName], [dq], names.fresh(`${b}_DequantizeLinear`), perChannel ? { axis: Attr.int(0) } : {}, domain));
+    return dq;
+  };
+
+  for (const n of order) {
+    const role = roles.get(n);
+    if (!role) continue;
+    const s = settings.get(n)!;
+    const details: string[] = [];
+    try {
+      if (role.kind === 'weighted') {
+        const w = n.input[role.weightIndex]!;
+        const t = constants.get(w)!;
+        const transB = attrInt(n, 'transB', 0) !== 0;
+        const axis = s.perChannel && t.dims.length >= 2 ? outputChannelAxis(n.opType, t.dims.length, transB) : undefined;
+        const wq = quantizeWeight(w, s.weightType, s.symmetricWeights, axis);
+        const input = n.input[0]!;
+        let biasNote = '';
+        const b = role.biasIndex !== undefined ? n.input[role.biasIndex] : undefined;
+        if (b && isFloatConstant(b) && activations.has(input)) {
+          const gemmScaled = n.opType === 'Gemm' && (attrFloat(n, 'alpha', 1) !== 1 || attrFloat(n, 'beta', 1) !== 1);
+          const channels = axis !== undefined ? t.dims[axis]! : n.opType === 'Gemm' ? t.dims[transB ? 0 : 1]! : n.opType === 'ConvTranspose' ? t.dims[1]! * attrInt(n, 'group', 1) : t.dims[0]!;
+          const perChannelOk = axis === undefined || n.opType !== 'ConvTranspose' || attrInt(n, 'group', 1) === 1;
+          if (gemmScaled) biasNote = 'bias kept in float (Gemm alpha/beta ≠ 1)';
+          else if (!perChannelOk) biasNote = 'bias kept in float (grouped ConvTranspose)';
+          else {
+            const r = quantizeBiasInput(b, activations.get(input)!.scale, wq.scales, channels);
+            if (r.startsWith('bias ')) biasNote = r;
+            else n.input[role.biasIndex!] = r;
+          }
+        }
+        n.input[role.weightIndex] = wq.name;
+        details.push(`${s.weightType} ${axis !== undefined ? 'per-channel' : 'per-tensor'} weights`);
+        if (activations.has(input)) details.push(`${activations.get(input)!.type} activations`);
+        if (biasNote) details.push(biasNote);
+      } else {
+        for (const i of activationInputIndices(n.opType, n.input.length)) {
+          const x = n.input[i];
+          if (!x || activations.has(x)) continue;
+          if (isFloatConstant(x) && role.kind !== 'same-scale') {
+            // A constant operand (e.g. the scalar of Mul) is quantized like an activation.
+            const { type, symmetric } = tensorType.get(n.output[0] ?? '') ?? { type: s.activationType, symmetric: s.symmetricActivations };
+            n.input[i] = quantizeWeight(x, type, symmetric, undefined).name;
+          }
+        }
+        details.push(role.kind === 'same-scale' ? 'same scale as its input' : role.kind === 'matmul-activations' ? 'both inputs quantized' : `${s.activationType} activations`);
+      }
+      quantized.push({ name: nodeLabel(n), opType: n.opType, detail: details.join(', ') });
+    } catch (err) {
+      if (!(err instanceof QuantizationError)) throw err;
+      skipped.push({ name: nodeLabel(n), opType: n.opType, reason: `cannot quantize: ${err.message}` });
+    }
+  }
+
+  // Quantized nodes read the dequantized value of each quantized activation. Pairs are created
+  // only here, for tensors a quantized node reads: float consumers and graph outputs keep the float.
+  for (const n of order) {
+    if (!roles.has(n)) continue;
+    for (let i = 0; i < n.input.length; i++) {
+      const x = n.input[i]!;
+      if (activations.has(x)) n.input[i] = qdqFor(x);
+    }
+  }
+
+  // Re-emit nodes in topological order with each Q/DQ pair right after its producer.
+  const emitted: NodeProto[] = [...head];
+  for (const n of order) {
+    emitted.push(n);
+    for (const o of n.output) {
+      const extra = after.get(o);
+      if (extra) emitted.push(...extra);
+    }
+  }
+  graph.node = emitted;
+  graph.initializer.push(...newInits);
+  dropUnusedConstants(graph);
+  pruneUnusedInitializers(graph);
+  if (domain === '') requireOpset(model, '', 13);
+  else requireOpset(model, 'com.microsoft', 1);
+  return { model, quantized, skipped, activations };
+}
+
+/** Removes main-graph Constant nodes whose value nothing reads any more (their weights were quantized). */
+function dropUnusedConstants(graph: GraphProto): void {
+  const used = new Set<string>();
+  for (const g of walkGraphs(graph)) {
+    for (const n of g.node) for (const i of n.input) used.add(i);
+    for (const o of g.output) used.add(o.name);
+  }
+  graph.node = graph.node.filter((n) => n.opType !== 'Constant' || n.output.some((o) => used.has(o)));
+}

@@ -1,0 +1,220 @@
+/**
+ * Static QDQ transform: quantized initializers against hand-computed values, onnxruntime's output
+ * against a double-precision simulation of the quantized arithmetic, and accuracy on a CNN.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { ModelBuilder } from '../../src/onnx/builder';
+import { DataType } from '../../src/onnx/dtypes';
+import { encodeModel } from '../../src/onnx/encode';
+import { OnnxModel } from '../../src/onnx/model';
+import { ModelProto } from '../../src/onnx/proto';
+import { tensorToFloat32, tensorValues } from '../../src/onnx/tensor-data';
+import { DEFAULT_CONFIG, QuantConfig } from '../../src/quant/config';
+import { quantizeStaticQdq } from '../../src/quant/graph/qdq';
+import { FloatRange } from '../../src/quant/types';
+import { floatTensor, runModel } from '../helpers/ort';
+
+const readWeight = (t: Parameters<typeof tensorToFloat32>[0]) => tensorToFloat32(t);
+
+function config(overrides: Partial<QuantConfig> = {}): QuantConfig {
+  return { ...DEFAULT_CONFIG, ...overrides };
+}
+
+/** Min/max of every float tensor of the main graph over the feeds: an independent calibration. */
+async function observeAll(proto: ModelProto, feedsList: Record<string, ort.Tensor>[]): Promise<Map<string, FloatRange>> {
+  const copy: ModelProto = { ...proto, graph: { ...proto.graph!, output: [...proto.graph!.output] } };
+  const known = new Set(copy.graph!.output.map((o) => o.name));
+  for (const n of proto.graph!.node) {
+    for (const o of n.output) {
+      if (!known.has(o)) {
+        copy.graph!.output.push({ name: o, docString: '', metadataProps: [], unknownFields: [], type: { denotation: '', unknownFields: [], tensorType: { elemType: DataType.FLOAT, unknownFields: [] } } });
+        known.add(o);
+      }
+    }
+  }
+  const session = await ort.InferenceSession.create(encodeModel(copy));
+  const ranges = new Map<string, FloatRange>();
+  for (const feeds of feedsList) {
+    for (const [k, v] of Object.entries(feeds)) {
+      const d = v.data as Float32Array;
+      const r = ranges.get(k) ?? { min: Infinity, max: -Infinity };
+      for (const x of d) {
+        r.min = Math.min(r.min, x);
+        r.max = Math.max(r.max, x);
+      }
+      ranges.set(k, r);
+    }
+    const out = await session.run(feeds);
+    for (const [k, v] of Object.entries(out)) {
+      const d = v.data as Float32Array;
+      const r = ranges.get(k) ?? { min: Infinity, max: -Infinity };
+      for (const x of d) {
+        r.min = Math.min(r.min, x);
+        r.max = Math.max(r.max, x);
+      }
+      ranges.set(k, r);
+    }
+  }
+  await session.release();
+  return ranges;
+}
+
+function sqnr(ref: Float32Array, test: Float32Array): number {
+  let s = 0;
+  let e = 0;
+  for (let i = 0; i < ref.length; i++) {
+    s += ref[i]! ** 2;
+    e += (ref[i]! - test[i]!) ** 2;
+  }
+  return 10 * Math.log10(s / e);
+}
+
+describe('static QDQ', () => {
+  it('Gemm: weights, bias and activation parameters as computed by hand; onnxruntime matches the simulated arithmetic', async () => {
+    const b = new ModelBuilder({ opset: 13 });
+    const x = b.input('x', DataType.FLOAT, [1, 3]);
+    // W rows (output channels): absmax 2 and 0.5 → scales 2/127 and 0.5/127 (symmetric int8, per channel).
+    b.initializer('W', DataType.FLOAT, [2, 3], new Float32Array([2, -1, 0.5, 0.25, -0.5, 0.1]));
+    b.initializer('B', DataType.FLOAT, [2], new Float32Array([0.3, -0.2]));
+    const h = b.node('Gemm', [x, 'W', 'B'], { transB: 1 }, { name: 'fc', outputs: ['h'] });
+    b.output(b.node('Relu', [h], {}, { name: 'act', outputs: ['y'] }), DataType.FLOAT, [1, 2]);
+    const proto = b.build();
+    // x in [-1, 1]: uint8 asymmetric → s = fround(2/255) = 0.0078431377 (float32 rounds it up), so
+    // z = round(0 − (−1)/s) = round(127.49999) = 127.
+    const ranges = new Map<string, FloatRange>([
+      ['x', { min: -1, max: 1 }],
+      ['h', { min: -3, max: 3 }],
+    ]);
+    const r = quantizeStaticQdq(proto, { config: config(), ranges, readWeight, domain: '' });
+    assert.deepEqual(r.quantized.map((q) => q.name), ['fc']);
+    assert.match(r.quantized[0]!.detail, /int8 per-channel weights, uint8 activations/);
+    assert.deepEqual(r.skipped.map((s) => [s.name, s.opType, s.reason]), [['act', 'Relu', 'its output is a graph output, which stays in float']]);
+    // Relu reads Gemm's float output: no Q/DQ pair on "h", nobody quantized reads it.
+    assert.ok(!r.model.graph!.node.some((n) => n.input[0] === 'h' && n.opType === 'QuantizeLinear'));
+
+    const inits = new Map(r.model.graph!.initializer.map((t) => [t.name, t]));
+    const xs = tensorToFloat32(inits.get('x_scale')!)[0]!;
+    assert.equal(xs, Math.fround(2 / 255));
+    assert.deepEqual(Array.from(tensorValues(inits.get('x_zero_point')!) as Uint8Array), [127]);
+    const ws = tensorToFloat32(inits.get('W_scale')!);
+    assert.deepEqual(Array.from(ws), [Math.fround(2 / 127), Math.fround(0.5 / 127)]);
+    // round(w / s): 2→127, −1→−63.5→−64 (half to even), 0.5→31.75→32; 0.25→63.5→64, −0.5→−127, 0.1→25.4→25.
+    assert.deepEqual(Array.from(tensorValues(inits.get('W_quantized')!) as Int8Array), [127, -64, 32, 64, -127, 25]);
+    const bq = Array.from(tensorValues(inits.get('B_quantized')!) as Int32Array);
+    const bs = tensorToFloat32(inits.get('B_scale')!);
+    assert.deepEqual(Array.from(bs), [Math.fround(xs * ws[0]!), Math.fround(xs * ws[1]!)]);
+    assert.deepEqual(bq, [Math.round(0.3 / bs[0]!), Math.round(-0.2 / bs[1]!)]);
+    assert.deepEqual(r.model.opsetImport, [{ domain: '', version: 13 }]);
+
+    // Simulate in double precision: y = relu(Σ dq(q(x))·dq(w) + dq(b)).
+    const input = new Float32Array([0.7, -0.33, 0.91]);
+    const qx = Array.from(input, (v) => Math.min(255, Math.max(0, Math.round(v / xs) + 127)));
+    const wq = [127, -64, 32, 64, -127, 25];
+    const expected = [0, 1].map((o) => {
+      let acc = 0;
+      for (let k = 0; k < 3; k++) acc += (qx[k]! - 127) * xs * wq[o * 3 + k]! * ws[o]!;
+      return Math.max(0, acc + bq[o]! * bs[o]!);
+    });
+    const out = await runModel(encodeModel(r.model), { x: new ort.Tensor('float32', input, [1, 3]) });
+    const y = out.y!.data as Float32Array;
+    for (let i = 0; i < 2; i++) assert.ok(Math.abs(y[i]! - expected[i]!) < 1e-5, `y[${i}] = ${y[i]} vs ${expected[i]}`);
+  });
+
+  it('a CNN keeps SQNR above 30 dB, and its weights held in Constant nodes are quantized', async () => {
+    const b = new ModelBuilder({ opset: 13, seed: 5 });
+    b.weightPlacement = 'constant';
+    let x = b.input('x', DataType.FLOAT, [1, 3, 16, 16]);
+    x = b.relu(b.conv(x, 3, 8, 3, { name: 'c1' }));
+    x = b.node('MaxPool', [x], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool' });
+    x = b.relu(b.conv(x, 8, 16, 3, { name: 'c2' }));
+    x = b.node('GlobalAveragePool', [x], {}, { name: 'gap' });
+    x = b.node('Flatten', [x], {}, { name: 'flat' });
+    const logits = b.gemm(x, 16, 10, { name: 'fc' });
+    b.output(logits, DataType.FLOAT, [1, 10]);
+    const proto = b.build();
+    const feeds = Array.from({ length: 8 }, (_, k) => ({ x: floatTensor([1, 3, 16, 16], (i) => Math.sin(i * 0.1 + k) + 0.3 * Math.cos(i * 0.37 * (k + 1))) }));
+    const ranges = await observeAll(proto, feeds);
+    const r = quantizeStaticQdq(proto, { config: config(), ranges, readWeight, domain: '' });
+    assert.deepEqual(r.quantized.map((q) => q.name).sort(), ['c1', 'c2', 'fc', 'flat', 'gap', 'pool', ...r.quantized.filter((q) => q.opType === 'Relu').map((q) => q.name)].sort());
+    const ops = r.model.graph!.node.map((n) => n.opType);
+    assert.ok(!ops.includes('Constant'), 'Constant-held weights were replaced by quantized initializers');
+    const qm = encodeModel(r.model);
+    // Weight storage: float32 → int8; in a model this small the int32 biases and the per-channel
+    // scale vectors are a good part of it, so the ratio is below the 4× of large layers.
+    const weightBytes = (m: ModelProto) => m.graph!.initializer.reduce((s, t) => s + (t.rawData?.length ?? 0), 0);
+    const floatWeights = OnnxModel.fromProto(proto).weights().reduce((s, w) => s + w.tensor.rawData!.length, 0);
+    assert.ok(weightBytes(r.model) < floatWeights / 2.8, `weights ${weightBytes(r.model)} vs ${floatWeights}`);
+    for (const f of feeds) {
+      const ref = (await runModel(encodeModel(proto), f))[logits]!.data as Float32Array;
+      const got = (await runModel(qm, f))[logits]!.data as Float32Array;
+      const db = sqnr(ref, got);
+      assert.ok(db > 30, `SQNR ${db.toFixed(1)} dB`);
+    }
+    // The original model is untouched.
+    assert.ok(proto.graph!.node.some((n) => n.opType === 'Constant'));
+    assert.equal(OnnxModel.fromProto(proto).weights().length, 6);
+  });
+
+  it('a weight shared by two MatMuls and an activation read by two nodes are quantized once', async () => {
+    const b = new ModelBuilder({ opset: 13, seed: 2 });
+    const x = b.input('x', DataType.FLOAT, [2, 4]);
+    b.initializer('W', DataType.FLOAT, [4, 4], b.rng.normals(16, 0.5));
+    const h = b.relu(b.node('MatMul', [x, 'W'], {}, { name: 'mm1' }));
+    const y1 = b.node('MatMul', [h, 'W'], {}, { name: 'mm2', outputs: ['y1'] });
+    const y2 = b.node('MatMul', [h, 'W'], {}, { name: 'mm3', outputs: ['y2'] });
+    b.output(y1, DataType.FLOAT);
+    b.output(y2, DataType.FLOAT);
+    const proto = b.build();
+    const feeds = [{ x: floatTensor([2, 4], (i) => Math.cos(i)) }];
+    const r = quantizeStaticQdq(proto, { config: config(), ranges: await observeAll(proto, feeds), readWeight, domain: '' });
+    const names = r.model.graph!.initializer.map((t) => t.name);
+    assert.equal(names.filter((n) => n.startsWith('W_quantized')).length, 1);
+    assert.equal(r.model.graph!.node.filter((n) => n.opType === 'QuantizeLinear' && n.input[0] === h).length, 1);
+    const ref = await runModel(encodeModel(proto), feeds[0]!);
+    const got = await runModel(encodeModel(r.model), feeds[0]!);
+    for (const k of ['y1', 'y2']) assert.ok(sqnr(ref[k]!.data as Float32Array, got[k]!.data as Float32Array) > 30);
+  });
+
+  it('excluded nodes, missing ranges and run-time weights are reported with reasons', () => {
+    const b = new ModelBuilder({ opset: 13 });
+    const x = b.input('x', DataType.FLOAT, [2, 4]);
+    const w = b.input('w', DataType.FLOAT, [4, 4]);
+    const h1 = b.matMul(x, 4, 4, { name: 'mm_excluded' });
+    const h2 = b.node('Conv', [h1, w], {}, { name: 'conv_runtime_weight' });
+    const h3 = b.matMul(h2, 4, 4, { name: 'mm_no_range' });
+    b.output(h3, DataType.FLOAT);
+    const r = quantizeStaticQdq(b.build(), {
+      config: config({ exclude: ['mm_excluded'] }),
+      ranges: new Map([['x', { min: -1, max: 1 }]]),
+      readWeight,
+      domain: '',
+    });
+    const reasons = Object.fromEntries(r.skipped.map((s) => [s.name, s.reason]));
+    assert.match(reasons.mm_excluded!, /excluded by the user/);
+    assert.match(reasons.conv_runtime_weight!, /weight is computed at run time/);
+    assert.match(reasons.mm_no_range!, /no calibrated range for tensor/);
+    assert.equal(r.quantized.length, 0);
+  });
+
+  it('com.microsoft Q/DQ for 16-bit activations runs in onnxruntime', async () => {
+    const b = new ModelBuilder({ opset: 11, seed: 9 });
+    let x = b.input('x', DataType.FLOAT, [1, 2, 8, 8]);
+    x = b.relu(b.conv(x, 2, 4, 3, { name: 'c1' }));
+    const y = b.conv(x, 4, 4, 3, { name: 'c2' });
+    b.output(y, DataType.FLOAT);
+    const proto = b.build();
+    const feeds = [{ x: floatTensor([1, 2, 8, 8], (i) => Math.sin(i * 0.3)) }];
+    const ranges = await observeAll(proto, feeds);
+    const r = quantizeStaticQdq(proto, { config: config({ activationType: 'uint16' }), ranges, readWeight, domain: 'com.microsoft' });
+    assert.deepEqual(r.model.opsetImport, [
+      { domain: '', version: 11 },
+      { domain: 'com.microsoft', version: 1 },
+    ]);
+    assert.ok(r.model.graph!.node.filter((n) => n.opType === 'QuantizeLinear').every((n) => n.domain === 'com.microsoft'));
+    const ref = (await runModel(encodeModel(proto), feeds[0]!))[y]!.data as Float32Array;
+    const got = (await runModel(encodeModel(r.model), feeds[0]!))[y]!.data as Float32Array;
+    assert.ok(sqnr(ref, got) > 35, `SQNR ${sqnr(ref, got)}`);
+  });
+});
