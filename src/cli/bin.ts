@@ -1,7 +1,14 @@
 #!/usr/bin/env node
 import { main } from './main';
 
-main(process.argv.slice(2)).then(
+// Ctrl-C cancels the running job cleanly (no partial output); a second one exits at once.
+const controller = new AbortController();
+process.on('SIGINT', () => {
+  if (controller.signal.aborted) process.exit(130);
+  controller.abort();
+});
+
+main(process.argv.slice(2), undefined, controller.signal).then(
   (code) => {
     process.exitCode = code;
   },

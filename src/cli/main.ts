@@ -10,12 +10,19 @@ import * as path from 'node:path';
 import { saveModel } from '../onnx/save';
 import { buildDemoModel } from './demo-model';
 import { runInspect } from './inspect';
+import { CliUsageError, QUANTIZE_USAGE, runQuantize } from './quantize';
+import { RecipeError } from '../quant/recipe';
+import { QuantizationError } from '../quant/errors';
+import { SampleDataError } from '../runtime/samples';
+import { QuantizedModelError } from '../runtime/evaluate';
+import { ModelLoadError, ModelRunError } from '../runtime/session';
 
 const USAGE = `usage: onnx-quant <command> [options]
 
 commands:
   inspect <model.onnx> [--json]   summary: inputs, outputs, opsets, op types, weights
   demo [--out <dir>] [--json]     build the bundled default model and run the main job on it
+${QUANTIZE_USAGE}
 
 options:
   --json        print one JSON object on stdout
@@ -40,7 +47,7 @@ const processIO: CliIO = {
   err: (s) => void process.stderr.write(s + '\n'),
 };
 
-export async function main(argv: string[], io: CliIO = processIO): Promise<number> {
+export async function main(argv: string[], io: CliIO = processIO, signal?: AbortSignal): Promise<number> {
   try {
     const [command, ...rest] = argv;
     if (!command || command === '-h' || command === '--help' || command === 'help') {
@@ -69,17 +76,29 @@ export async function main(argv: string[], io: CliIO = processIO): Promise<numbe
         runInspect(file, { json: values.json === true }, io.out);
         return 0;
       }
+      case 'quantize':
+        await runQuantize(rest, io, signal);
+        return 0;
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
   } catch (err) {
-    if (err instanceof UsageError) {
+    if (err instanceof Error && err.name === 'AbortError') {
+      io.err('onnx-quant: cancelled; nothing was written');
+      return 130;
+    }
+    if (err instanceof UsageError || err instanceof CliUsageError) {
       io.err(`onnx-quant: ${err.message}\n\n${USAGE}`);
       return 2;
     }
-    if (err instanceof OnnxFormatError) {
+    if (err instanceof OnnxFormatError || err instanceof RecipeError || err instanceof SampleDataError || err instanceof QuantizationError) {
       io.err(`onnx-quant: ${err.message}`);
       return 2;
+    }
+    // The quantized result failed verification, or onnxruntime rejected the input model.
+    if (err instanceof QuantizedModelError || err instanceof ModelLoadError || err instanceof ModelRunError) {
+      io.err(`onnx-quant: ${err.message}`);
+      return 1;
     }
     // parseArgs reports unknown options with this code.
     if (err instanceof Error && (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {

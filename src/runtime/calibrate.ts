@@ -1,0 +1,442 @@
+/**
+ * Activation calibration: runs the float model on each sample and folds every requested tensor
+ * into a streaming observer before the next sample. Nothing is kept per sample, so memory is that
+ * of one inference whatever the sample count (onnxruntime's Python calibrator keeps every
+ * activation of every sample until the end).
+ *
+ * Two strategies, by method:
+ * - minmax: ReduceMin / ReduceMax / ReduceSum nodes on each tensor, so onnxruntime returns three
+ *   scalars per tensor instead of the tensor (JS would scan every activation again at ~2–3 ns per
+ *   element, as much as a light model's whole inference); see ReducingObserver for NaN / Inf;
+ * - percentile / entropy / mse: the tensors become extra graph outputs and come back whole for the
+ *   histogram observers.
+ *
+ * Exposed tensors carry no declared type: onnxruntime types an untyped graph output from its own
+ * inference, which sees every op it can run; the session's output metadata then says which are
+ * float (calibrated) and which are not (reported unobserved). Tensors inside If/Loop/Scan bodies
+ * cannot be graph outputs, so they are reported unobserved too, with the reason.
+ */
+import type * as ort from 'onnxruntime-node';
+import type { GraphView } from '../onnx/graph';
+import type { OnnxModel } from '../onnx/model';
+import { emptyValueInfo, type ModelProto } from '../onnx/proto';
+import { makeNode, NameScope } from '../quant/graph/edit';
+import type { CalibrationMethod } from '../quant/config';
+import {
+  entropyRange,
+  fp16ToFloat32,
+  HistogramObserver,
+  MinMaxObserver,
+  mseRange,
+  percentileRange,
+  QuantizationError,
+  type FloatRange,
+  type Histogram,
+  type NonFiniteCounts,
+  type QuantType,
+} from '../quant';
+import type { Sample, SampleSource } from './samples';
+import { createSession, raceAbort, runSession, throwIfAborted } from './session';
+
+export interface CalibrationProgress {
+  done: number;
+  total: number;
+  /** "load" while onnxruntime builds the session, then "calibrate" once per sample. */
+  phase: string;
+}
+
+export interface CalibrateOptions {
+  method: CalibrationMethod;
+  /** Histogram bins (methods other than minmax), default 2048. */
+  bins?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: CalibrationProgress) => void;
+  /** onnxruntime intra-op threads, default all cores. */
+  threads?: number;
+}
+
+/** What calibration learned about one tensor. */
+export interface TensorStats {
+  /** Smallest / largest finite value over all samples. */
+  min: number;
+  max: number;
+  /** Asymmetric histogram of the finite values (methods other than minmax). */
+  histogram?: Histogram;
+  /** NaN / ±Inf values skipped; non-zero counts deserve a warning. */
+  nonFinite: NonFiniteCounts;
+  /** Samples in which the tensor was observed. */
+  samples: number;
+}
+
+export interface UnobservedTensor {
+  name: string;
+  reason: string;
+}
+
+export interface CalibrationResult {
+  tensors: Map<string, TensorStats>;
+  samples: number;
+  seconds: number;
+  /** True when the samples were generated rather than the user's data (reports must say so). */
+  synthetic: boolean;
+  /** Largest resident set size seen during the run (sampled after each inference). */
+  peakRssBytes: number;
+  unobserved: UnobservedTensor[];
+}
+
+/** Where a requested tensor's values come from. */
+export type TensorPlan = { kind: 'output' } | { kind: 'input' } | { kind: 'unobserved'; reason: string };
+
+/** Decides, from the graph alone, how each requested tensor can be observed. */
+export function planTensors(main: GraphView, names: readonly string[]): Map<string, TensorPlan> {
+  const plans = new Map<string, TensorPlan>();
+  let nested: Map<string, string> | undefined;
+  for (const name of names) {
+    if (plans.has(name)) continue;
+    if (!name) plans.set(name, { kind: 'unobserved', reason: 'empty tensor name' });
+    else if (main.producer(name)) plans.set(name, { kind: 'output' });
+    else if (main.initializer(name)) {
+      plans.set(name, { kind: 'unobserved', reason: 'is an initializer (a weight): its values are known without calibration' });
+    } else if (main.isGraphInput(name)) plans.set(name, { kind: 'input' });
+    else {
+      nested ??= subgraphTensors(main);
+      const where = nested.get(name);
+      plans.set(name, {
+        kind: 'unobserved',
+        reason: where
+          ? `is inside ${where}; onnxruntime can only return tensors of the main graph`
+          : 'no tensor of this name in the model',
+      });
+    }
+  }
+  return plans;
+}
+
+/** Every name defined inside a subgraph → the main-graph node and attribute that holds it. */
+function subgraphTensors(main: GraphView): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const node of main.proto.node) {
+    for (const sub of main.subgraphsOf(node)) {
+      const where = `the ${sub.attribute} subgraph of ${node.opType} node "${node.name}"`;
+      for (const g of [sub.graph, ...sub.graph.descendants()]) {
+        const define = (n: string) => {
+          if (n && !out.has(n)) out.set(n, where);
+        };
+        g.proto.input.forEach((v) => define(v.name));
+        g.proto.initializer.forEach((t) => define(t.name));
+        for (const n of g.proto.node) n.output.forEach(define);
+      }
+    }
+  }
+  return out;
+}
+
+/** A copy of the model whose main graph also outputs `names`; the loaded model is not touched. */
+export function withExtraOutputs(proto: ModelProto, names: readonly string[]): ModelProto {
+  const graph = proto.graph!;
+  const existing = new Set(graph.output.map((v) => v.name));
+  const extra = names.filter((n) => !existing.has(n)).map((n) => emptyValueInfo(n));
+  return { ...proto, graph: { ...graph, output: [...graph.output, ...extra] } };
+}
+
+const FLOAT_TYPES = new Set(['float32', 'float16', 'float64']);
+
+function metadataType(meta: readonly ort.InferenceSession.ValueMetadata[], name: string): string | undefined {
+  const m = meta.find((v) => v.name === name);
+  if (!m) return undefined;
+  return m.isTensor ? m.type : 'non-tensor';
+}
+
+/** The values as float32 (observers' input); float16/float64 outputs are converted. */
+function asFloat32(t: ort.Tensor): Float32Array {
+  const data = t.data;
+  if (data instanceof Float32Array) return data;
+  if (t.type === 'float16' && data instanceof Uint16Array) return fp16ToFloat32(data);
+  if (data instanceof Float64Array) return Float32Array.from(data);
+  throw new QuantizationError(`tensor of type ${t.type} cannot be calibrated`);
+}
+
+/** One tensor's streaming state: min/max always, histogram when the method needs it. */
+class TensorObserver {
+  private readonly minmax?: MinMaxObserver;
+  private readonly hist?: HistogramObserver;
+  samples = 0;
+
+  constructor(method: CalibrationMethod, bins: number | undefined) {
+    // The histogram observer tracks exact min/max and non-finite counts itself: one observer is enough.
+    if (method === 'minmax') this.minmax = new MinMaxObserver();
+    else this.hist = new HistogramObserver({ bins, symmetric: false });
+  }
+
+  update(values: Float32Array): void {
+    if (this.minmax) this.minmax.update(values);
+    else this.hist!.update(values);
+    this.samples++;
+  }
+
+  /** Undefined when no finite value was ever seen. */
+  stats(): TensorStats | undefined {
+    if (this.minmax) {
+      if (!this.minmax.hasData) return undefined;
+      const r = this.minmax.range();
+      return { min: r.min, max: r.max, nonFinite: this.minmax.nonFinite, samples: this.samples };
+    }
+    let h: Histogram;
+    try {
+      h = this.hist!.histogram();
+    } catch {
+      return undefined;
+    }
+    return { min: h.min, max: h.max, histogram: h, nonFinite: { nan: h.nanCount, posInf: h.posInfCount, negInf: h.negInfCount }, samples: this.samples };
+  }
+}
+
+/** A copy of the model whose main graph also outputs ReduceMin / ReduceMax / ReduceSum of each tensor. */
+function withReductions(proto: ModelProto, names: readonly string[]): { model: ModelProto; scalars: Map<string, [string, string, string]> } {
+  const graph = proto.graph!;
+  const scope = new NameScope(proto);
+  const nodes = [...graph.node];
+  const outputs = [...graph.output];
+  const scalars = new Map<string, [string, string, string]>();
+  for (const name of names) {
+    const outs = (['ReduceMin', 'ReduceMax', 'ReduceSum'] as const).map((op) => {
+      const out = scope.fresh(`${name}_calib_${op}`);
+      // No axes: every opset reduces over all dimensions; keepdims=0 gives a scalar.
+      nodes.push(makeNode(op, [name], [out], scope.fresh(`${out}_node`), { keepdims: 0 }));
+      outputs.push(emptyValueInfo(out));
+      return out;
+    });
+    scalars.set(name, [outs[0]!, outs[1]!, outs[2]!]);
+  }
+  return { model: { ...proto, graph: { ...graph, node: nodes, output: outputs } }, scalars };
+}
+
+/** Observes one sample's tensors into the observers; owns the sessions it runs. */
+interface SampleObserver {
+  observe(sample: Sample, index: number): Promise<void>;
+  release(): Promise<void>;
+}
+
+interface Targets {
+  observers: Map<string, TensorObserver>;
+  /** Float tensors of the main graph, with their onnxruntime types. */
+  outputs: Map<string, string>;
+  /** Graph inputs: read from the sample itself. */
+  inputs: string[];
+}
+
+/** Histogram methods (and the minmax fallback): every tensor comes back whole and is scanned in JS. */
+class FullTensorObserver implements SampleObserver {
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly file: string,
+    private readonly targets: Targets,
+  ) {}
+
+  async observe(sample: Sample, index: number, only?: readonly string[]): Promise<void> {
+    const fetches = only ?? [...this.targets.outputs.keys()];
+    if (fetches.length > 0) {
+      const outputs = await runSession(this.session, sample, fetches, this.file, `calibration sample ${index + 1}`);
+      for (const name of fetches) observeTensor(this.targets.observers.get(name)!, outputs[name], name, index);
+      for (const t of Object.values(outputs)) t.dispose();
+    }
+    if (!only) for (const name of this.targets.inputs) observeTensor(this.targets.observers.get(name)!, sample[name], name, index);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
+}
+
+/**
+ * minmax: onnxruntime reduces each float32 tensor to min / max / sum inside the graph (as its
+ * Python MinMax calibrator does), so activations never cross into JS. onnxruntime's reductions
+ * skip NaN in some positions, so the sum is the sentinel: a non-finite min, max or sum means the
+ * tensor holds NaN or ±Inf (or its sum overflowed), and that tensor of that sample is fetched whole
+ * from a second session, created on first need, for the exact finite range and counts.
+ */
+class ReducingObserver implements SampleObserver {
+  private full?: FullTensorObserver;
+  /** Only the scalars: the model's own outputs may be large and are not needed. */
+  private readonly fetches: string[];
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly scalars: Map<string, [string, string, string]>,
+    /** Float tensors that are not float32 (no reduction kernels for all of them): always fetched whole. */
+    private readonly wholeAlways: readonly string[],
+    private readonly makeFull: () => Promise<FullTensorObserver>,
+    private readonly file: string,
+    private readonly targets: Targets,
+  ) {
+    this.fetches = [...scalars.values()].flat();
+  }
+
+  async observe(sample: Sample, index: number): Promise<void> {
+    const outputs = this.fetches.length > 0 ? await runSession(this.session, sample, this.fetches, this.file, `calibration sample ${index + 1}`) : {};
+    const whole = [...this.wholeAlways];
+    const pair = new Float32Array(2);
+    for (const [name, [minName, maxName, sumName]] of this.scalars) {
+      const mn = scalar(outputs[minName]);
+      const mx = scalar(outputs[maxName]);
+      const sum = scalar(outputs[sumName]);
+      if (mn - mn !== 0 || mx - mx !== 0 || sum - sum !== 0) whole.push(name);
+      else {
+        pair[0] = mn;
+        pair[1] = mx;
+        this.targets.observers.get(name)!.update(pair);
+      }
+    }
+    if (whole.length > 0) {
+      this.full ??= await this.makeFull();
+      await this.full.observe(sample, index, whole);
+    }
+    for (const name of this.targets.inputs) observeTensor(this.targets.observers.get(name)!, sample[name], name, index);
+  }
+
+  async release(): Promise<void> {
+    try {
+      await this.full?.release();
+    } finally {
+      await this.session.release();
+    }
+  }
+}
+
+function scalar(t: ort.Tensor | undefined): number {
+  const d = t?.data;
+  return d instanceof Float32Array && d.length === 1 ? d[0]! : NaN;
+}
+
+/**
+ * Calibrates `tensorNames` of the model's main graph over every sample of `source`.
+ * Rejects with an AbortError when `signal` fires (sessions are released either way), with
+ * ModelLoadError / ModelRunError when onnxruntime cannot load or run the model.
+ */
+export async function calibrate(model: OnnxModel, tensorNames: string[], source: SampleSource, options: CalibrateOptions): Promise<CalibrationResult> {
+  const start = performance.now();
+  const { signal, onProgress } = options;
+  const what = 'calibration';
+  throwIfAborted(signal, what);
+  const plans = planTensors(model.graph, tensorNames);
+  const unobserved: UnobservedTensor[] = [];
+  const exposed: string[] = [];
+  for (const [name, plan] of plans) {
+    if (plan.kind === 'unobserved') unobserved.push({ name, reason: plan.reason });
+    else if (plan.kind === 'output') exposed.push(name);
+  }
+
+  onProgress?.({ done: 0, total: source.count, phase: 'load' });
+  const sessionOptions = { threads: options.threads, name: model.file, externalDataDir: model.dir };
+  const exposedModel = withExtraOutputs(model.proto, exposed);
+  const minmax = options.method === 'minmax';
+  // For minmax this session only tells the types (onnxruntime's inference): no need to optimize it.
+  let first: ort.InferenceSession | undefined = await createSession(exposedModel, { ...sessionOptions, optimization: minmax ? 'disabled' : undefined });
+  let runner: SampleObserver | undefined;
+  let peakRss = process.memoryUsage.rss();
+  const targets: Targets = { observers: new Map(), outputs: new Map(), inputs: [] };
+  let samples = 0;
+  try {
+    for (const [name, plan] of plans) {
+      if (plan.kind === 'unobserved') continue;
+      const type = metadataType(plan.kind === 'output' ? first.outputMetadata : first.inputMetadata, name);
+      if (!type || !FLOAT_TYPES.has(type)) {
+        unobserved.push({ name, reason: `has type ${type ?? 'unknown'}; only float tensors get quantization ranges` });
+        continue;
+      }
+      targets.observers.set(name, new TensorObserver(options.method, options.bins));
+      if (plan.kind === 'output') targets.outputs.set(name, type);
+      else targets.inputs.push(name);
+    }
+
+    if (!minmax) {
+      runner = new FullTensorObserver(first, model.file, targets);
+      first = undefined;
+    } else {
+      await first.release();
+      first = undefined;
+      const reduced = [...targets.outputs].filter(([, t]) => t === 'float32').map(([n]) => n);
+      const wholeAlways = [...targets.outputs].filter(([, t]) => t !== 'float32').map(([n]) => n);
+      const { model: reducing, scalars } = withReductions(model.proto, reduced);
+      const makeFull = async () => new FullTensorObserver(await createSession(exposedModel, sessionOptions), model.file, targets);
+      runner = new ReducingObserver(await createSession(reducing, sessionOptions), scalars, wholeAlways, makeFull, model.file, targets);
+    }
+
+    const iterator = source.samples(signal)[Symbol.asyncIterator]();
+    let finished = false;
+    try {
+      for (;;) {
+        throwIfAborted(signal, what);
+        const next = await raceAbort(iterator.next(), signal, what);
+        if (next.done) {
+          finished = true;
+          break;
+        }
+        await runner.observe(next.value, samples);
+        const rss = process.memoryUsage.rss();
+        if (rss > peakRss) peakRss = rss;
+        samples++;
+        onProgress?.({ done: samples, total: source.count, phase: 'calibrate' });
+      }
+    } finally {
+      // Lets the source close its files; not awaited, since a cancelled source may still be mid-read.
+      if (!finished) void iterator.return?.()?.catch(() => undefined);
+    }
+  } finally {
+    await first?.release();
+    await runner?.release();
+  }
+  if (samples === 0) throw new QuantizationError(`calibration data "${source.description}" has no samples`);
+
+  const tensors = new Map<string, TensorStats>();
+  for (const [name, obs] of targets.observers) {
+    const s = obs.stats();
+    if (s) tensors.set(name, s);
+    else unobserved.push({ name, reason: `had no finite value in ${samples} sample(s) (empty, or all NaN/Inf)` });
+  }
+  return {
+    tensors,
+    samples,
+    seconds: (performance.now() - start) / 1000,
+    synthetic: source.synthetic,
+    peakRssBytes: peakRss,
+    unobserved,
+  };
+}
+
+function observeTensor(obs: TensorObserver, t: ort.Tensor | undefined, name: string, index: number): void {
+  if (!t) throw new QuantizationError(`calibration sample ${index + 1}: no value for tensor "${name}"`);
+  obs.update(asFloat32(t));
+}
+
+export interface ChooseRangeOptions {
+  symmetric?: boolean;
+  /** For method "percentile", e.g. 99.99. */
+  percentile?: number;
+}
+
+/**
+ * The activation range a method picks from calibration statistics: minmax → the observed range
+ * (made symmetric around 0 when asked); percentile / entropy / mse → the src/quant choosers over
+ * the tensor's histogram.
+ */
+export function chooseRange(stats: TensorStats, method: CalibrationMethod, type: QuantType, options: ChooseRangeOptions = {}): FloatRange {
+  const symmetric = options.symmetric === true;
+  if (method === 'minmax') {
+    if (!symmetric) return { min: stats.min, max: stats.max };
+    const a = Math.max(Math.abs(stats.min), Math.abs(stats.max));
+    return { min: -a, max: a };
+  }
+  const h = stats.histogram;
+  if (!h) throw new QuantizationError(`method "${method}" needs a histogram: calibrate with that method, not minmax`);
+  switch (method) {
+    case 'percentile':
+      return percentileRange(h, options.percentile ?? 99.99, { symmetric });
+    case 'entropy':
+      return entropyRange(h, type, { symmetric });
+    case 'mse':
+      return mseRange(h, type, { symmetric });
+    default:
+      throw new QuantizationError(`unknown calibration method "${String(method)}"`);
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The quantization pipeline behind `onnx-quant quantize` and the extension's Quantize Model:
+ * load → preprocess (fold BatchNorm, upgrade the opset when Q/DQ needs it) → calibrate (static) →
+ * transform → check that onnxruntime loads and runs the result → save atomically → compare with
+ * the float model on held-out data → report.
+ *
+ * Nothing is written unless the quantized model loads and runs; the input is never modified.
+ */
+import { defaultOpset, OpsetUpgradeError, upgradeOpset } from '../onnx/opset-upgrade';
+import { encodeModel } from '../onnx/encode';
+import { OnnxModel } from '../onnx/model';
+import { ModelProto, NodeProto } from '../onnx/proto';
+import { checkOutputPath, saveModel } from '../onnx/save';
+import { tensorToFloat32 } from '../onnx/tensor-data';
+import { QuantConfig } from '../quant/config';
+import { convertFp16 } from '../quant/graph/fp16';
+import { foldBatchNorm } from '../quant/graph/fold-batchnorm';
+import { quantizeDynamic } from '../quant/graph/dynamic';
+import { activationInputIndices, CALIBRATED_OPS, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
+import { quantizeStaticQdq } from '../quant/graph/qdq';
+import { quantizeWeightOnly } from '../quant/graph/weight-only';
+import { SkippedNode, TransformedNode } from '../quant/graph/edit';
+import { TARGET_PRESETS } from '../quant/presets';
+import { FloatRange } from '../quant/types';
+import { calibrate, chooseRange } from './calibrate';
+import { compareModels, OutputComparison, QuantizedModelError } from './evaluate';
+import { SampleSource } from './samples';
+import { createSession, runSession, throwIfAborted } from './session';
+
+export interface PipelineProgress {
+  phase: 'load' | 'preprocess' | 'calibrate' | 'quantize' | 'check' | 'save' | 'evaluate';
+  done: number;
+  total: number;
+  message?: string;
+}
+
+export interface QuantizeModelOptions {
+  input: string;
+  output: string;
+  config: QuantConfig;
+  /** Calibration samples (static mode). */
+  calib: SampleSource;
+  /** Held-out samples for the report. */
+  eval: SampleSource;
+  /** How the evaluation set was chosen, for the report. */
+  evalNote: string;
+  signal?: AbortSignal;
+  onProgress?: (p: PipelineProgress) => void;
+  threads?: number;
+  /** Latency runs per model in the comparison (0 skips the latency measurement). */
+  latencyRuns?: number;
+}
+
+export interface QuantizeReport {
+  input: string;
+  output: string;
+  mode: QuantConfig['mode'];
+  settings: QuantConfig;
+  sizeBytes: { before: number; after: number; ratio: number };
+  quantizedNodes: number;
+  quantized: TransformedNode[];
+  skippedNodes: SkippedNode[];
+  preprocessing: string[];
+  calibration: { samples: number; seconds: number; synthetic: boolean; method: string; source: string; peakRssBytes: number; unobserved: number } | null;
+  eval: {
+    outputs: OutputComparison[];
+    latencyMs: { float: number; quantized: number; ratio: number } | null;
+    samples: number;
+    synthetic: boolean;
+    source: string;
+  };
+  warnings: string[];
+  seconds: number;
+}
+
+/** Activation tensors the static transform may quantize: inputs and outputs of candidate nodes. */
+export function calibrationTensors(proto: ModelProto): string[] {
+  const g = proto.graph!;
+  const constants = new Set(g.initializer.map((t) => t.name));
+  for (const n of g.node) if (n.opType === 'Constant') for (const o of n.output) constants.add(o);
+  const names = new Set<string>();
+  const add = (x: string | undefined) => {
+    if (x && !constants.has(x)) names.add(x);
+  };
+  for (const n of g.node) {
+    if (!(n.opType in WEIGHTED_OPS) && !SAME_SCALE_OPS.has(n.opType) && !CALIBRATED_OPS.has(n.opType)) continue;
+    for (const i of activationInputIndices(n.opType, n.input.length)) add(n.input[i]);
+    for (const o of n.output) add(o);
+  }
+  return [...names];
+}
+
+function is16Bit(t: string): boolean {
+  return t === 'uint16' || t === 'int16';
+}
+
+/**
+ * Chooses where Q/DQ ops live. Standard ONNX needs default opset ≥ 13 (per-channel axis) or ≥ 21
+ * (16-bit types); older models are upgraded when every op can be, else onnxruntime's contrib Q/DQ
+ * (com.microsoft) is used, which onnxruntime fuses the same way.
+ */
+function chooseQdqDomain(
+  proto: ModelProto,
+  config: QuantConfig,
+  notes: string[],
+  warnings: string[],
+): { proto: ModelProto; domain: '' | 'com.microsoft' } {
+  const wants16 = is16Bit(config.activationType) || Object.values(config.nodes).some((o) => o.activationType && is16Bit(o.activationType));
+  const need = wants16 ? 21 : 13;
+  const current = defaultOpset(proto) ?? 0;
+  if (current >= need) return { proto, domain: '' };
+  const standardOnly = config.target ? TARGET_PRESETS[config.target].standardOpsOnly : false;
+  if (wants16 && !standardOnly) {
+    notes.push(`16-bit activations at opset ${current}: onnxruntime's com.microsoft QuantizeLinear/DequantizeLinear`);
+    return { proto, domain: 'com.microsoft' };
+  }
+  try {
+    const up = upgradeOpset(proto, need);
+    notes.push(`opset ${current} → ${need} for standard Q/DQ${up.changes.length ? `: ${up.changes.join('; ')}` : ''}`);
+    return { proto: up.model, domain: '' };
+  } catch (err) {
+    if (!(err instanceof OpsetUpgradeError)) throw err;
+    if (standardOnly) throw new QuantizedModelError('<model>', `target ${config.target} needs standard Q/DQ at opset ${need}, and ${err.message}`);
+    warnings.push(`${err.message}; using onnxruntime's com.microsoft Q/DQ ops instead`);
+    return { proto, domain: 'com.microsoft' };
+  }
+}
+
+/** Runs the pipeline. Throws OnnxFormatError, SampleDataError, QuantizedModelError, or an AbortError. */
+export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeReport> {
+  const start = performance.now();
+  const { config, signal, onProgress } = options;
+  const warnings: string[] = [];
+  const preprocessing: string[] = [];
+  checkOutputPath(options.output, options.input);
+  onProgress?.({ phase: 'load', done: 0, total: 1 });
+  const model = OnnxModel.load(options.input);
+  try {
+    const readWeight = (t: Parameters<typeof tensorToFloat32>[0]) => tensorToFloat32(t, model.rawBytes(t), model.file);
+    let transformed: { model: ModelProto; quantized: TransformedNode[]; skipped: SkippedNode[] };
+    let calibration: QuantizeReport['calibration'] = null;
+
+    if (config.mode === 'static') {
+      onProgress?.({ phase: 'preprocess', done: 0, total: 1 });
+      let proto = model.proto;
+      if (config.foldBatchNorm) {
+        const folded = foldBatchNorm(model, config);
+        if (folded.quantized.length) {
+          proto = folded.model;
+          preprocessing.push(`folded ${folded.quantized.length} BatchNormalization node(s) into the preceding Conv/Gemm`);
+        }
+      }
+      const placed = chooseQdqDomain(proto, config, preprocessing, warnings);
+      proto = placed.proto;
+      const floatModel = OnnxModel.fromProto(proto, model.file);
+
+      throwIfAborted(signal, 'quantization');
+      const tensors = calibrationTensors(proto);
+      const calib = await calibrate(floatModel, tensors, options.calib, {
+        method: config.method,
+        signal,
+        threads: options.threads,
+        onProgress: (p) => onProgress?.({ phase: 'calibrate', done: p.done, total: p.total }),
+      });
+      const ranges = new Map<string, FloatRange>();
+      for (const [name, stats] of calib.tensors) {
+        ranges.set(name, chooseRange(stats, config.method, config.activationType, { symmetric: config.symmetricActivations, percentile: config.percentile }));
+        const bad = stats.nonFinite;
+        const count = bad.nan + bad.posInf + bad.negInf;
+        if (count > 0) warnings.push(`tensor "${name}" had ${count} NaN/Inf value(s) during calibration; they were ignored`);
+      }
+      calibration = {
+        samples: calib.samples,
+        seconds: calib.seconds,
+        synthetic: calib.synthetic,
+        method: config.method,
+        source: options.calib.description,
+        peakRssBytes: calib.peakRssBytes,
+        unobserved: calib.unobserved.length,
+      };
+      if (calib.synthetic) warnings.push('CALIBRATED ON SYNTHETIC DATA: activation ranges come from random inputs, not your data; pass --calib <dir> for real ranges');
+      onProgress?.({ phase: 'quantize', done: 0, total: 1 });
+      transformed = quantizeStaticQdq(proto, { config, ranges, readWeight, domain: placed.domain });
+    } else {
+      onProgress?.({ phase: 'quantize', done: 0, total: 1 });
+      const src = config.foldBatchNorm ? foldBatchNorm(model, config) : undefined;
+      if (src?.quantized.length) preprocessing.push(`folded ${src.quantized.length} BatchNormalization node(s) into the preceding Conv/Gemm`);
+      const input = src?.quantized.length ? OnnxModel.fromProto(src.model, model.file) : model;
+      transformed = config.mode === 'dynamic' ? quantizeDynamic(input, config) : config.mode === 'weight-only' ? quantizeWeightOnly(input, config) : convertFp16(input, config);
+    }
+    throwIfAborted(signal, 'quantization');
+
+    // A result onnxruntime cannot load or run is a failed quantization: check before writing.
+    onProgress?.({ phase: 'check', done: 0, total: 1 });
+    await checkRuns(transformed.model, model, options.eval, options.threads);
+
+    onProgress?.({ phase: 'save', done: 0, total: 1 });
+    saveModel(transformed.model, options.output, { inputFile: options.input, readExternal: (t) => model.rawBytes(t)! });
+
+    throwIfAborted(signal, 'quantization');
+    const cmp = await compareModels(options.input, options.output, options.eval, {
+      signal,
+      threads: options.threads,
+      latencyRuns: options.latencyRuns,
+      onProgress: (p) => onProgress?.({ phase: 'evaluate', done: p.done, total: p.total }),
+    });
+    if (options.eval.synthetic) warnings.push('EVALUATED ON SYNTHETIC DATA: the accuracy figures compare outputs on random inputs');
+
+    return {
+      input: options.input,
+      output: options.output,
+      mode: config.mode,
+      settings: config,
+      sizeBytes: { before: cmp.sizeBytes.float, after: cmp.sizeBytes.quantized, ratio: cmp.sizeBytes.float / Math.max(1, cmp.sizeBytes.quantized) },
+      quantizedNodes: transformed.quantized.length,
+      quantized: transformed.quantized,
+      skippedNodes: transformed.skipped,
+      preprocessing,
+      calibration,
+      eval: {
+        outputs: cmp.outputs,
+        latencyMs: cmp.latencyMs ? { ...cmp.latencyMs, ratio: cmp.latencyMs.quantized / cmp.latencyMs.float } : null,
+        samples: cmp.samples,
+        synthetic: cmp.synthetic,
+        source: `${options.eval.description} (${options.evalNote})`,
+      },
+      warnings,
+      seconds: (performance.now() - start) / 1000,
+    };
+  } finally {
+    model.close();
+  }
+}
+
+/** Loads the quantized model from memory and runs it on the first evaluation sample. */
+async function checkRuns(proto: ModelProto, source: OnnxModel, samples: SampleSource, threads: number | undefined): Promise<void> {
+  const bytes = encodeModel(proto);
+  let session;
+  try {
+    session = await createSession(bytes, { threads, name: '<quantized model>', externalDataDir: source.dir });
+  } catch (err) {
+    throw new QuantizedModelError('<quantized model>', `onnxruntime cannot load the quantized model: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    for await (const sample of samples.samples()) {
+      try {
+        await runSession(session, sample, undefined, '<quantized model>');
+      } catch (err) {
+        throw new QuantizedModelError('<quantized model>', `onnxruntime cannot run the quantized model: ${(err as Error).message}`, { cause: err });
+      }
+      break;
+    }
+  } finally {
+    await session.release();
+  }
+}
+
+export type { NodeProto };

@@ -1,0 +1,318 @@
+/**
+ * Calibration against independent references: a builder model whose values are exact in float32
+ * (so JS double arithmetic gives the same numbers), non-finite counts classified in JS, minmax
+ * (in-graph reductions) cross-checked against the histogram path (tensors scanned in JS), real
+ * published models, cancellation, external data and memory that does not grow with samples.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelBuilder } from '../../src/onnx/builder';
+import { DataType } from '../../src/onnx/dtypes';
+import { OnnxModel } from '../../src/onnx/model';
+import { saveModel } from '../../src/onnx/save';
+import { percentileRange } from '../../src/quant';
+import { calibrate, chooseRange, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
+import type { Sample, SampleSource } from '../../src/runtime/samples';
+import { floatTensor, REAL_MODELS, realModelFeeds, tempDir } from '../helpers/ort';
+
+function sourceOf(samples: Sample[], synthetic = false): SampleSource {
+  return {
+    count: samples.length,
+    synthetic,
+    description: `${samples.length} in-memory samples`,
+    async *samples() {
+      yield* samples;
+    },
+  };
+}
+
+// x [2, 4] · W [4, 3] = h; y = Relu(h); s = Shape(y) (int64). Values are multiples of 1/32 with
+// small magnitudes, so every product and sum is exact in float32 and in JS doubles alike.
+const W = [1, -2, 3, -1, 0.5, 2, -3, 1, -0.5, 2, -1, 0.25].map((v) => v / 2);
+function buildMatMulModel() {
+  const b = new ModelBuilder({ opset: 17 });
+  b.input('x', DataType.FLOAT, [2, 4]);
+  b.initializer('W', DataType.FLOAT, [4, 3], new Float32Array(W));
+  b.node('MatMul', ['x', 'W'], {}, { outputs: ['h'], name: 'mm' });
+  b.node('Relu', ['h'], {}, { outputs: ['y'], name: 'relu' });
+  b.node('Shape', ['y'], {}, { outputs: ['s'], name: 'shape' });
+  b.output('y', DataType.FLOAT, [2, 3]);
+  b.output('s', DataType.INT64, [2]);
+  return b.build();
+}
+const xValues = (k: number) => Float32Array.from({ length: 8 }, (_, i) => (((i * 7 + k * 3) % 9) - 4) / 4);
+const matmulSamples = (n: number) => Array.from({ length: n }, (_, k) => ({ x: new ort.Tensor('float32', xValues(k), [2, 4]) }));
+
+/** h = x·W in double precision. */
+function hValues(x: Float32Array): number[] {
+  const h: number[] = [];
+  for (let r = 0; r < 2; r++) for (let c = 0; c < 3; c++) {
+    let s = 0;
+    for (let k = 0; k < 4; k++) s += x[r * 4 + k]! * W[k * 3 + c]!;
+    h.push(s);
+  }
+  return h;
+}
+
+/** Reference stats: finite min/max and non-finite counts of the given values. */
+function reference(values: number[]) {
+  let min = Infinity;
+  let max = -Infinity;
+  const nonFinite = { nan: 0, posInf: 0, negInf: 0 };
+  for (const v of values) {
+    if (Number.isNaN(v)) nonFinite.nan++;
+    else if (v === Infinity) nonFinite.posInf++;
+    else if (v === -Infinity) nonFinite.negInf++;
+    else {
+      min = Math.min(min, v);
+      max = Math.max(max, v);
+    }
+  }
+  return { min, max, nonFinite };
+}
+
+function stats(r: CalibrationResult, name: string): TensorStats {
+  const s = r.tensors.get(name);
+  assert.ok(s, `no stats for ${name}; unobserved: ${JSON.stringify(r.unobserved)}`);
+  return s;
+}
+
+describe('calibrate: builder model with exact references', () => {
+  const model = OnnxModel.fromProto(buildMatMulModel(), 'matmul.onnx');
+  const samples = matmulSamples(6);
+  const hAll = samples.flatMap((s) => hValues(s.x.data as Float32Array));
+  const xAll = samples.flatMap((s) => [...(s.x.data as Float32Array)]);
+
+  for (const method of ['minmax', 'entropy'] as const) {
+    it(`${method}: min/max of input, intermediate and Relu output equal the double-precision reference`, async () => {
+      const progress: number[] = [];
+      const r = await calibrate(model, ['x', 'h', 'y'], sourceOf(samples, true), {
+        method,
+        threads: 1,
+        onProgress: (p) => {
+          if (p.phase === 'calibrate') progress.push(p.done);
+          assert.equal(p.total, 6);
+        },
+      });
+      assert.deepEqual(r.unobserved, []);
+      assert.equal(r.samples, 6);
+      assert.equal(r.synthetic, true);
+      assert.deepEqual(progress, [1, 2, 3, 4, 5, 6]);
+      assert.ok(r.peakRssBytes > 0 && r.seconds > 0);
+      const h = reference(hAll);
+      const x = reference(xAll);
+      assert.deepEqual([stats(r, 'h').min, stats(r, 'h').max], [h.min, h.max]);
+      assert.deepEqual([stats(r, 'x').min, stats(r, 'x').max], [x.min, x.max]);
+      assert.deepEqual([stats(r, 'y').min, stats(r, 'y').max], [Math.max(0, h.min), Math.max(0, h.max)]);
+      for (const name of ['x', 'h', 'y']) {
+        assert.equal(stats(r, name).samples, 6);
+        assert.deepEqual(stats(r, name).nonFinite, { nan: 0, posInf: 0, negInf: 0 });
+      }
+      if (method === 'minmax') assert.equal(stats(r, 'h').histogram, undefined);
+      else {
+        // Every element of every sample is in the histogram exactly once.
+        const hist = stats(r, 'h').histogram!;
+        assert.equal(hist.total, hAll.length);
+        assert.equal(hist.counts.reduce((a, b) => a + b, 0), hAll.length);
+        assert.equal(stats(r, 'x').histogram!.total, xAll.length);
+      }
+    });
+
+    it(`${method}: NaN and ±Inf are skipped and counted exactly; the range stays finite`, async () => {
+      const bad = xValues(1);
+      bad[0] = NaN; // row 0 of h becomes NaN
+      bad[5] = Infinity; // row 1 of h becomes ±Inf (NaN where W is 0)
+      const withBad = [...matmulSamples(2), { x: new ort.Tensor('float32', bad, [2, 4]) }];
+      const r = await calibrate(model, ['x', 'h'], sourceOf(withBad), { method, threads: 1 });
+      const h = reference(withBad.flatMap((s) => hValues(s.x.data as Float32Array)));
+      const x = reference(withBad.flatMap((s) => [...(s.x.data as Float32Array)]));
+      assert.ok(h.nonFinite.nan > 0 && h.nonFinite.posInf + h.nonFinite.negInf > 0, 'the reference must exercise NaN and Inf');
+      assert.deepEqual(stats(r, 'h').nonFinite, h.nonFinite);
+      assert.deepEqual([stats(r, 'h').min, stats(r, 'h').max], [h.min, h.max]);
+      assert.deepEqual(stats(r, 'x').nonFinite, x.nonFinite);
+      assert.deepEqual([stats(r, 'x').min, stats(r, 'x').max], [x.min, x.max]);
+    });
+  }
+
+  it('reports what it cannot calibrate, with reasons, and does not touch the loaded model', async () => {
+    const outputsBefore = model.proto.graph!.output.length;
+    const nodesBefore = model.proto.graph!.node.length;
+    const r = await calibrate(model, ['h', 'W', 's', 'nope', 'h'], sourceOf(samples.slice(0, 2)), { method: 'minmax', threads: 1 });
+    assert.deepEqual([...r.tensors.keys()], ['h']);
+    const reasons = new Map(r.unobserved.map((u) => [u.name, u.reason]));
+    assert.deepEqual([...reasons.keys()].sort(), ['W', 'nope', 's']);
+    assert.match(reasons.get('W')!, /initializer/);
+    assert.match(reasons.get('s')!, /has type int64; only float tensors/);
+    assert.match(reasons.get('nope')!, /no tensor of this name/);
+    assert.equal(model.proto.graph!.output.length, outputsBefore);
+    assert.equal(model.proto.graph!.node.length, nodesBefore);
+  });
+
+  it('rejects an empty sample source', async () => {
+    await assert.rejects(calibrate(model, ['h'], sourceOf([]), { method: 'minmax', threads: 1 }), /has no samples/);
+  });
+
+  it('names the model and the sample when onnxruntime cannot run a sample', async () => {
+    const wrong = [{ x: new ort.Tensor('float32', new Float32Array(6), [2, 3]) }];
+    await assert.rejects(calibrate(model, ['h'], sourceOf(wrong), { method: 'minmax', threads: 1 }), (err: Error) => {
+      assert.equal(err.name, 'ModelRunError');
+      assert.match(err.message, /^matmul\.onnx: onnxruntime failed to run the model on calibration sample 1: /);
+      return true;
+    });
+  });
+
+  it('reads weights from external data next to the model file', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = path.join(dir, 'external.onnx');
+      const saved = saveModel(buildMatMulModel(), file, { externalData: 'always', externalThreshold: 16 });
+      assert.ok(saved.externalDataFile && saved.externalBytes >= 48);
+      const r = await calibrate(OnnxModel.load(file), ['h'], sourceOf(samples), { method: 'minmax', threads: 1 });
+      const h = reference(hAll);
+      assert.deepEqual([stats(r, 'h').min, stats(r, 'h').max], [h.min, h.max]);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+describe('calibrate: cancellation', () => {
+  const model = OnnxModel.fromProto(buildMatMulModel(), 'matmul.onnx');
+
+  it('stops between samples with an AbortError, and calibrates again afterwards', async () => {
+    for (const method of ['minmax', 'mse'] as const) {
+      const controller = new AbortController();
+      let last = 0;
+      const run = calibrate(model, ['h'], sourceOf(matmulSamples(50)), {
+        method,
+        threads: 1,
+        signal: controller.signal,
+        onProgress: (p) => {
+          last = p.done;
+          if (p.done === 3) controller.abort();
+        },
+      });
+      await assert.rejects(run, (err: Error) => err.name === 'AbortError');
+      assert.equal(last, 3);
+      const again = await calibrate(model, ['h'], sourceOf(matmulSamples(4)), { method, threads: 1 });
+      assert.equal(again.samples, 4);
+    }
+  });
+
+  it('aborts promptly while the sample source is stuck', async () => {
+    let closed = false;
+    const stuck: SampleSource = {
+      count: 10,
+      synthetic: false,
+      description: 'a source that stops answering',
+      async *samples() {
+        try {
+          yield matmulSamples(1)[0]!;
+          await new Promise(() => undefined); // never settles, and ignores the signal
+        } finally {
+          closed = true;
+        }
+      },
+    };
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 100);
+    await assert.rejects(calibrate(model, ['h'], stuck, { method: 'minmax', threads: 1, signal: controller.signal }), { name: 'AbortError' });
+    assert.ok(Date.now() - started < 2000, 'the abort must not wait for the source');
+    assert.equal(closed, false); // the generator is still suspended inside its await, as expected
+  });
+
+  it('rejects at once when the signal is already aborted', async () => {
+    await assert.rejects(
+      calibrate(model, ['h'], sourceOf(matmulSamples(2)), { method: 'minmax', signal: AbortSignal.abort() }),
+      { name: 'AbortError' },
+    );
+  });
+});
+
+describe('chooseRange', () => {
+  const hist = { counts: new Float64Array([1, 0, 0, 8, 1]), lo: -2, hi: 3, total: 10, min: -2, max: 3, symmetric: false, nanCount: 0, posInfCount: 0, negInfCount: 0 };
+  const s: TensorStats = { min: -2, max: 3, histogram: hist, nonFinite: { nan: 0, posInf: 0, negInf: 0 }, samples: 1 };
+
+  it('minmax is the observed range, widened to ±absmax when symmetric', () => {
+    assert.deepEqual(chooseRange(s, 'minmax', 'uint8'), { min: -2, max: 3 });
+    assert.deepEqual(chooseRange(s, 'minmax', 'int8', { symmetric: true }), { min: -3, max: 3 });
+  });
+
+  it('histogram methods use the src/quant choosers with the given percentile and symmetry', () => {
+    assert.deepEqual(chooseRange(s, 'percentile', 'uint8', { percentile: 90 }), percentileRange(hist, 90, { symmetric: false }));
+    assert.deepEqual(chooseRange(s, 'percentile', 'int8', { percentile: 90, symmetric: true }), percentileRange(hist, 90, { symmetric: true }));
+    const e = chooseRange(s, 'entropy', 'uint8');
+    const m = chooseRange(s, 'mse', 'uint8');
+    for (const r of [e, m]) assert.ok(r.min >= -2 && r.max <= 3 && r.min < r.max);
+  });
+
+  it('refuses a histogram method on minmax statistics', () => {
+    assert.throws(() => chooseRange({ ...s, histogram: undefined }, 'entropy', 'uint8'), /needs a histogram/);
+  });
+});
+
+describe('calibrate: published models', () => {
+  it('ocrCls: every Conv output is observed; in-graph minmax equals the JS-scanned histogram range', async () => {
+    const model = OnnxModel.load(REAL_MODELS.ocrCls);
+    const convs = model.graph.proto.node.filter((n) => n.opType === 'Conv').map((n) => n.output[0]!);
+    assert.ok(convs.length >= 50);
+    const base = realModelFeeds('ocrCls').x;
+    const samples = Array.from({ length: 4 }, (_, k) => ({ x: floatTensor(base.dims as number[], (i) => (base.data as Float32Array)[i]! * (1 + 0.3 * k) + 0.05 * k) }));
+    const mm = await calibrate(model, convs, sourceOf(samples), { method: 'minmax' });
+    const hist = await calibrate(model, convs, sourceOf(samples), { method: 'percentile', bins: 512 });
+    assert.deepEqual(mm.unobserved, []);
+    assert.deepEqual(hist.unobserved, []);
+    assert.equal(mm.tensors.size, convs.length);
+    for (const name of convs) {
+      const a = stats(mm, name);
+      const b = stats(hist, name);
+      // Two differently optimized graphs: kernels may sum in another order, so allow float noise.
+      const tol = 1e-4 * Math.max(1, Math.abs(b.min), Math.abs(b.max));
+      assert.ok(Math.abs(a.min - b.min) <= tol && Math.abs(a.max - b.max) <= tol, `${name}: [${a.min}, ${a.max}] vs [${b.min}, ${b.max}]`);
+      assert.ok(b.min < b.max);
+      assert.equal(b.histogram!.counts.reduce((x, y) => x + y, 0), b.histogram!.total);
+    }
+  });
+
+  it('ocrCls: peak memory does not grow with the number of samples', async () => {
+    const model = OnnxModel.load(REAL_MODELS.ocrCls);
+    const names = model.graph.proto.node.filter((n) => n.opType !== 'Constant').flatMap((n) => n.output);
+    const feeds = realModelFeeds('ocrCls');
+    const repeat = (n: number): SampleSource => ({
+      count: n,
+      synthetic: true,
+      description: `${n} copies`,
+      async *samples() {
+        for (let i = 0; i < n; i++) yield feeds;
+      },
+    });
+    // The histogram path moves every activation (~13 MB a sample) into JS: the one that could grow.
+    await calibrate(model, names, repeat(2), { method: 'entropy', bins: 256 }); // warm-up: code, arenas
+    const r8 = await calibrate(model, names, repeat(8), { method: 'entropy', bins: 256 });
+    const r32 = await calibrate(model, names, repeat(32), { method: 'entropy', bins: 256 });
+    assert.equal(r32.samples, 32);
+    const growth = r32.peakRssBytes - r8.peakRssBytes;
+    // Keeping activations, as the Python tool does, would add 24 × 13 MB ≈ 300 MB here.
+    assert.ok(growth < 64 * 2 ** 20, `peak RSS grew by ${(growth / 2 ** 20).toFixed(1)} MB from 8 to 32 samples`);
+  });
+
+  it('silero VAD: tensors inside If branches are unobserved with the reason; main-graph floats are observed', async () => {
+    const model = OnnxModel.load(REAL_MODELS.vad);
+    const mainNames = new Set(model.graph.proto.node.flatMap((n) => n.output));
+    const nested = model.graphs().slice(1).flatMap((g) => g.proto.node.flatMap((n) => n.output)).filter((n) => !mainNames.has(n));
+    assert.ok(nested.length > 0);
+    const main = [...mainNames].filter((n) => n && !n.startsWith('onnx::') && model.graph.proto.node.find((x) => x.output.includes(n))!.opType !== 'Constant');
+    const r = await calibrate(model, [...main, ...nested], sourceOf([realModelFeeds('vad'), realModelFeeds('vad')]), { method: 'minmax' });
+    const reasons = new Map(r.unobserved.map((u) => [u.name, u.reason]));
+    for (const name of nested) assert.match(reasons.get(name) ?? '', /is inside the (then|else)_branch subgraph of If node "[^"]+"; onnxruntime can only return tensors of the main graph/, name);
+    for (const name of main) {
+      if (reasons.has(name)) assert.match(reasons.get(name)!, /only float tensors|no finite value/, name);
+      else assert.ok(r.tensors.has(name), name);
+    }
+    assert.ok(r.tensors.size > 20, `only ${r.tensors.size} tensors observed`);
+    assert.ok(r.tensors.has('output') || r.tensors.size > 0);
+  });
+});
