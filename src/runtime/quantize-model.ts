@@ -8,16 +8,17 @@
  */
 import { defaultOpset, OpsetUpgradeError, upgradeOpset } from '../onnx/opset-upgrade';
 import { encodeModel } from '../onnx/encode';
-import { OnnxModel } from '../onnx/model';
-import { ModelProto, NodeProto } from '../onnx/proto';
+import { constantTensor, OnnxModel } from '../onnx/model';
+import { GraphView } from '../onnx/graph';
+import { ModelProto, NodeProto, TensorProto } from '../onnx/proto';
 import { checkOutputPath, saveModel } from '../onnx/save';
 import { tensorToFloat32 } from '../onnx/tensor-data';
-import { QuantConfig } from '../quant/config';
+import { nodeSettings, QuantConfig } from '../quant/config';
 import { convertFp16 } from '../quant/graph/fp16';
 import { foldBatchNorm } from '../quant/graph/fold-batchnorm';
 import { quantizeDynamic } from '../quant/graph/dynamic';
-import { activationInputIndices, CALIBRATED_OPS, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
-import { quantizeStaticQdq } from '../quant/graph/qdq';
+import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
+import { clipLowerBound, quantizeStaticQdq } from '../quant/graph/qdq';
 import { quantizeWeightOnly } from '../quant/graph/weight-only';
 import { SkippedNode, TransformedNode } from '../quant/graph/edit';
 import { TARGET_PRESETS } from '../quant/presets';
@@ -73,19 +74,37 @@ export interface QuantizeReport {
   seconds: number;
 }
 
-/** Activation tensors the static transform may quantize: inputs and outputs of candidate nodes. */
-export function calibrationTensors(proto: ModelProto): string[] {
+/**
+ * Activation tensors whose ranges the static transform may need: inputs and outputs of candidate
+ * nodes, less the outputs of data-movement ops (they reuse their input's scale) and the inputs of
+ * Relu/Clip nodes that fold into their producer. Fewer exposed tensors keep onnxruntime's fusions
+ * in the calibration run and make calibration cheaper.
+ */
+export function calibrationTensors(proto: ModelProto, config: QuantConfig): string[] {
   const g = proto.graph!;
-  const constants = new Set(g.initializer.map((t) => t.name));
-  for (const n of g.node) if (n.opType === 'Constant') for (const o of n.output) constants.add(o);
+  const view = new GraphView(g);
+  const constants = new Map<string, TensorProto>(g.initializer.map((t) => [t.name, t]));
+  for (const n of g.node) {
+    if (n.opType !== 'Constant') continue;
+    const t = constantTensor(n);
+    if (t && n.output[0]) constants.set(n.output[0], t);
+  }
+  const outputs = new Set(g.output.map((o) => o.name));
+  const read = (t: TensorProto) => tensorToFloat32(t);
+  const foldedInputs = new Set<string>();
+  for (const n of g.node) {
+    const symmetric = nodeSettings(config, view.producer(n.input[0] ?? '')?.name ?? '').symmetricActivations;
+    if (isFoldableActivation(n, view, outputs, symmetric, (c) => clipLowerBound(c as NodeProto, constants, read))) foldedInputs.add(n.input[0]!);
+  }
   const names = new Set<string>();
   const add = (x: string | undefined) => {
-    if (x && !constants.has(x)) names.add(x);
+    if (x && !constants.has(x) && !foldedInputs.has(x)) names.add(x);
   };
   for (const n of g.node) {
-    if (!(n.opType in WEIGHTED_OPS) && !SAME_SCALE_OPS.has(n.opType) && !CALIBRATED_OPS.has(n.opType)) continue;
+    const sameScale = SAME_SCALE_OPS.has(n.opType);
+    if (!(n.opType in WEIGHTED_OPS) && !sameScale && !CALIBRATED_OPS.has(n.opType)) continue;
     for (const i of activationInputIndices(n.opType, n.input.length)) add(n.input[i]);
-    for (const o of n.output) add(o);
+    if (!sameScale) for (const o of n.output) add(o);
   }
   return [...names];
 }
@@ -155,7 +174,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       const floatModel = OnnxModel.fromProto(proto, model.file);
 
       throwIfAborted(signal, 'quantization');
-      const tensors = calibrationTensors(proto);
+      const tensors = calibrationTensors(proto, config);
       const calib = await calibrate(floatModel, tensors, options.calib, {
         method: config.method,
         signal,
@@ -255,4 +274,3 @@ async function checkRuns(proto: ModelProto, source: OnnxModel, samples: SampleSo
   }
 }
 
-export type { NodeProto };

@@ -89,3 +89,35 @@ export function outputChannelAxis(opType: string, weightRank: number, transB: bo
       return weightRank - 1;
   }
 }
+
+/** Producers into which a following Relu / Clip(0, …) folds: their integer kernels requantize the output. */
+const FOLD_INTO: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add']);
+
+interface FoldGraph {
+  producer(name: string): { opType: string } | undefined;
+  consumers(name: string): readonly unknown[];
+}
+
+/**
+ * A Relu, or a Clip whose lower bound is 0, right after an integer op folds into that op's
+ * output quantization: with an asymmetric range starting at 0 the zero point is qmin, so
+ * QuantizeLinear's saturation clamps negatives exactly as the activation would. The activation node
+ * disappears and its input tensor needs no range of its own. Symmetric activations keep negatives,
+ * so nothing folds then. `clipMin` gives the constant lower bound of a Clip (undefined if unknown).
+ */
+export function isFoldableActivation(
+  node: { opType: string; input: string[]; output: string[] },
+  graph: FoldGraph,
+  graphOutputs: ReadonlySet<string>,
+  symmetricActivations: boolean,
+  clipMin: (node: { opType: string; input: string[] }) => number | undefined,
+): boolean {
+  if (symmetricActivations) return false;
+  if (node.opType !== 'Relu' && node.opType !== 'Clip') return false;
+  const x = node.input[0];
+  const y = node.output[0];
+  if (!x || !y || graphOutputs.has(x) || graphOutputs.has(y)) return false;
+  const p = graph.producer(x);
+  if (!p || !FOLD_INTO.has(p.opType) || graph.consumers(x).length !== 1) return false;
+  return node.opType === 'Relu' || clipMin(node) === 0;
+}

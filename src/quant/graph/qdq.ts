@@ -22,26 +22,11 @@ import { QuantizationError } from '../errors';
 import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } from '../params';
 import { channelMinMax, quantizePerChannel, quantizeTensor } from '../quantize';
 import { FloatRange, QuantParams, QuantType } from '../types';
-import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset } from './edit';
-import { activationInputIndices, CALIBRATED_OPS, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
+import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, SkippedNode, TransformedNode, TransformResult } from './edit';
+import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
 
-export interface QuantizedNode {
-  name: string;
-  opType: string;
-  detail: string;
-}
-
-export interface SkippedNode {
-  name: string;
-  opType: string;
-  reason: string;
-}
-
-export interface TransformResult {
-  model: ModelProto;
-  quantized: QuantizedNode[];
-  skipped: SkippedNode[];
-  /** Quantization parameters of every activation tensor that got a Q/DQ pair. */
+/** The transform's result, plus the parameters of every activation that got a Q/DQ pair. */
+export interface StaticQdqResult extends TransformResult {
   activations: Map<string, QuantParams>;
 }
 
@@ -78,9 +63,22 @@ function attrFloat(n: NodeProto, name: string, dflt: number): number {
   return a?.f !== undefined ? a.f : dflt;
 }
 
+/** The constant lower bound of a Clip: attribute (opset < 11) or constant second input. */
+export function clipLowerBound(n: NodeProto, constants: ReadonlyMap<string, TensorProto>, read: (t: TensorProto) => Float32Array): number | undefined {
+  if (n.opType !== 'Clip') return undefined;
+  const attr = n.attribute.find((a) => a.name === 'min');
+  if (attr) return attr.f;
+  const name = n.input[1];
+  if (!name) return -Infinity; // no lower bound
+  const t = constants.get(name);
+  if (!t) return undefined;
+  const v = read(t);
+  return v.length === 1 ? v[0] : undefined;
+}
+
 type Role = { kind: 'weighted'; weightIndex: number; biasIndex?: number } | { kind: 'matmul-activations' } | { kind: 'same-scale' } | { kind: 'calibrated' };
 
-export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions): TransformResult {
+export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions): StaticQdqResult {
   const { config, ranges, readWeight, domain } = options;
   const model = cloneModel(source);
   const graph = model.graph!;
@@ -102,7 +100,7 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
     return t !== undefined && (t.dataType === DataType.FLOAT || t.dataType === DataType.FLOAT16 || t.dataType === DataType.DOUBLE);
   };
 
-  const quantized: QuantizedNode[] = [];
+  const quantized: TransformedNode[] = [];
   const skipped: SkippedNode[] = [];
   const roles = new Map<NodeProto, Role>();
   const settings = new Map<NodeProto, NodeQuantSettings>();
@@ -110,13 +108,39 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
   const tensorType = new Map<string, { type: ActivationType; symmetric: boolean }>();
   const producedByQuantized = (name: string) => {
     const p = view.producer(name);
-    return p !== undefined && roles.has(p);
+    return p !== undefined && (roles.has(p) || folded.has(p));
   };
   const hasRange = (name: string) => ranges.has(name);
+
+  // Relu/Clip nodes that fold into their producer's output quantization (see isFoldableActivation):
+  // activation output → the tensor the producer writes instead.
+  const foldable = new Map<NodeProto, string>();
+  const foldedOutput = new Map<string, string>();
+  for (const n of order) {
+    if (isExcluded(config, n)) continue;
+    const symmetric = nodeSettings(config, view.producer(n.input[0] ?? '')?.name ?? '').symmetricActivations;
+    if (!isFoldableActivation(n, view, outputs, symmetric, (c) => clipLowerBound(c as NodeProto, constants, readWeight))) continue;
+    const r = ranges.get(n.output[0]!);
+    if (!r || r.min < 0) continue;
+    // Consumers read the quantized value once the activation is gone; a subgraph cannot be rewired.
+    if (view.consumers(n.output[0]!).some((c) => view.subgraphsOf(c).length > 0)) continue;
+    foldable.set(n, n.input[0]!);
+    foldedOutput.set(n.input[0]!, n.output[0]!);
+  }
+  const folded = new Set<NodeProto>();
 
   // ---- 1. decide which nodes are quantized, in topological order ----
   for (const n of order) {
     if (n.opType === 'Constant') continue;
+    if (foldable.has(n)) {
+      const producer = view.producer(foldable.get(n)!)!;
+      if (roles.has(producer)) {
+        folded.add(n);
+        quantized.push({ name: nodeLabel(n), opType: n.opType, detail: `folded into ${nodeLabel(producer)}: its output range starts at 0, so quantization clamps negatives` });
+        continue;
+      }
+      foldedOutput.delete(foldable.get(n)!); // the producer stays in float: so does the activation
+    }
     const skip = (reason: string) => skipped.push({ name: nodeLabel(n), opType: n.opType, reason });
     if (n.domain !== '' && n.domain !== 'ai.onnx') {
       skip(`operator of domain ${n.domain} is kept in float`);
@@ -170,7 +194,7 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
       .filter((i) => !(role!.kind === 'weighted' && (i === role!.weightIndex || i === role!.biasIndex)))
       .map((i) => n.input[i] ?? '')
       .filter((x) => x && !constants.has(x));
-    const outs = role.kind === 'same-scale' ? [] : n.output.filter((o) => o && !outputs.has(o));
+    const outs = role.kind === 'same-scale' ? [] : n.output.filter((o) => o && !outputs.has(o)).map((o) => foldedOutput.get(o) ?? o);
     const missing = [...acts, ...outs].find((t) => !hasRange(t));
     if (missing) {
       skip(`no calibrated range for tensor "${missing}"`);
@@ -362,17 +386,27 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
 
   // Quantized nodes read the dequantized value of each quantized activation. Pairs are created
   // only here, for tensors a quantized node reads: float consumers and graph outputs keep the float.
+  // The output of a folded activation exists only quantized: float consumers read its DQ too.
+  const foldedOutputs = new Set([...folded].map((n) => n.output[0]!));
   for (const n of order) {
-    if (!roles.has(n)) continue;
+    if (folded.has(n)) continue;
+    const quantizedNode = roles.has(n);
     for (let i = 0; i < n.input.length; i++) {
       const x = n.input[i]!;
-      if (activations.has(x)) n.input[i] = qdqFor(x);
+      if (activations.has(x) && (quantizedNode || foldedOutputs.has(x))) n.input[i] = qdqFor(x);
     }
+  }
+
+  // Folded activations vanish: their producer writes the activation's output tensor directly.
+  for (const n of folded) {
+    const producer = view.producer(n.input[0]!)!;
+    producer.output[0] = n.output[0]!;
   }
 
   // Re-emit nodes in topological order with each Q/DQ pair right after its producer.
   const emitted: NodeProto[] = [...head];
   for (const n of order) {
+    if (folded.has(n)) continue;
     emitted.push(n);
     for (const o of n.output) {
       const extra = after.get(o);

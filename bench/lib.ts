@@ -1,0 +1,49 @@
+/**
+ * Shared benchmark plumbing: measurements that need their own peak RSS run in a fresh child
+ * process. The child is the benchmark file itself, bundled with esbuild as the shipped CLI is, so
+ * it runs on plain node (a TypeScript loader in the child would add its own memory to every figure).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { buildSync } from 'esbuild';
+
+// In a bundled child this file lives in bench/.data itself.
+export const DATA = path.basename(__dirname) === '.data' ? __dirname : path.join(__dirname, '.data');
+
+const bundled = new Map<string, string>();
+
+function bundle(entry: string): string {
+  let out = bundled.get(entry);
+  if (!out) {
+    fs.mkdirSync(DATA, { recursive: true });
+    out = path.join(DATA, `child-${path.basename(entry, '.ts')}.js`);
+    buildSync({ entryPoints: [entry], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: out, external: ['onnxruntime-node'], logLevel: 'error' });
+    bundled.set(entry, out);
+  }
+  return out;
+}
+
+/** Runs `entry --child ...args` in a fresh node process; the child prints one JSON line last. */
+export function runChild<T>(entry: string, args: string[]): T {
+  const out = execFileSync(process.execPath, [bundle(entry), '--child', ...args], { encoding: 'utf8', maxBuffer: 16 << 20, cwd: path.join(DATA, '../..') });
+  return JSON.parse(out.trim().split('\n').pop()!) as T;
+}
+
+/** True in the bundled child (argv: node child.js --child …). */
+export function isChild(): boolean {
+  return process.argv[2] === '--child';
+}
+
+export function peakRssBytes(): number {
+  return process.resourceUsage().maxRSS * 1024;
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+export function mb(n: number): string {
+  return `${(n / 1e6).toFixed(1)} MB`;
+}

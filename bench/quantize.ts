@@ -1,0 +1,127 @@
+/**
+ * Benchmarks of the PTQ engine (issue "PTQ engine"), each against a baseline measured in the same run:
+ * - calibration cost per sample vs one float inference of that sample (min-max and entropy);
+ * - peak memory of histogram calibration with 128 vs 32 samples (fresh process each);
+ * - static int8 of a ResNet-style Conv network: file size and median latency vs float.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelBuilder } from '../src/onnx/builder';
+import { DataType } from '../src/onnx/dtypes';
+import { OnnxModel } from '../src/onnx/model';
+import { saveModel } from '../src/onnx/save';
+import { DEFAULT_CONFIG } from '../src/quant/config';
+import { calibrate } from '../src/runtime/calibrate';
+import { syntheticSource } from '../src/runtime/data';
+import { calibrationTensors, quantizeModel } from '../src/runtime/quantize-model';
+import { DATA, isChild, mb, median, peakRssBytes, runChild } from './lib';
+
+const RESNET = path.join(DATA, 'resnet-ish.onnx');
+
+/** A ResNet-18-style network at 112×112: stem, 3 stages of residual 3×3 blocks, classifier. */
+export function buildResnetIsh(file = RESNET): string {
+  if (fs.existsSync(file)) return file;
+  const b = new ModelBuilder({ opset: 17, seed: 21 });
+  let x = b.input('image', DataType.FLOAT, [1, 3, 112, 112]);
+  x = b.relu(b.conv(x, 3, 64, 7, { stride: 2, pad: 3 }));
+  x = b.node('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
+  let channels = 64;
+  for (const [out, stride] of [
+    [64, 1],
+    [128, 2],
+    [256, 2],
+  ] as const) {
+    for (let block = 0; block < 2; block++) {
+      const s = block === 0 ? stride : 1;
+      const inC = block === 0 ? channels : out;
+      let h = b.relu(b.conv(x, inC, out, 3, { stride: s }));
+      h = b.conv(h, out, out, 3);
+      const shortcut = s !== 1 || inC !== out ? b.conv(x, inC, out, 1, { stride: s, pad: 0 }) : x;
+      x = b.relu(b.node('Add', [h, shortcut]));
+    }
+    channels = out;
+  }
+  x = b.node('GlobalAveragePool', [x]);
+  x = b.node('Flatten', [x]);
+  b.output(b.gemm(x, channels, 1000), DataType.FLOAT, [1, 1000]);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  saveModel(b.build(), file);
+  return file;
+}
+
+/** Seconds per sample: plain inference vs calibration, same samples, same thread count. */
+async function calibrationCost(method: 'minmax' | 'entropy', samples: number): Promise<{ infer: number; calib: number }> {
+  const model = OnnxModel.load(RESNET);
+  const source = syntheticSource(model, { count: samples, seed: 3 });
+  const session = await ort.InferenceSession.create(RESNET, { intraOpNumThreads: 2, logSeverityLevel: 3 });
+  const times: number[] = [];
+  for await (const s of source.samples()) {
+    const t = performance.now();
+    await session.run(s);
+    times.push(performance.now() - t);
+  }
+  await session.release();
+  // The first samples warm up both; compare steady state.
+  const infer = median(times.slice(2)) / 1000;
+  const perSample: number[] = [];
+  let last = performance.now();
+  await calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), source, {
+    method,
+    threads: 2,
+    onProgress: (p) => {
+      if (p.phase !== 'calibrate') return;
+      const now = performance.now();
+      perSample.push(now - last);
+      last = now;
+    },
+  });
+  return { infer, calib: median(perSample.slice(2)) / 1000 };
+}
+
+async function childMain(mode: string, arg: string): Promise<void> {
+  if (mode === 'calib-memory') {
+    const model = OnnxModel.load(RESNET);
+    const r = await calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), syntheticSource(model, { count: Number(arg), seed: 5 }), { method: 'entropy', threads: 2 });
+    process.stdout.write(JSON.stringify({ maxRssBytes: peakRssBytes(), samples: r.samples }) + '\n');
+  }
+}
+
+export async function benchQuantize(): Promise<string[]> {
+  buildResnetIsh();
+  const lines: string[] = [];
+  const size = fs.statSync(RESNET).size;
+  lines.push(`PTQ engine on a ResNet-style CNN (${mb(size)}, 1×3×112×112), 2 threads:`);
+
+  for (const method of ['minmax', 'entropy'] as const) {
+    const c = await calibrationCost(method, 24);
+    lines.push(`  calibration (${method}) per sample: ${(c.calib * 1000).toFixed(1)} ms vs one float inference ${(c.infer * 1000).toFixed(1)} ms = ${(c.calib / c.infer).toFixed(2)}× (target ≤ 1.3×)`);
+  }
+
+  const m32 = runChild<{ maxRssBytes: number }>(__filename, ['calib-memory', '32']);
+  const m128 = runChild<{ maxRssBytes: number }>(__filename, ['calib-memory', '128']);
+  lines.push(`  entropy calibration peak RSS: 32 samples ${mb(m32.maxRssBytes)}, 128 samples ${mb(m128.maxRssBytes)} = ${(m128.maxRssBytes / m32.maxRssBytes).toFixed(3)}× (target ≤ 1.1×)`);
+
+  const out = path.join(DATA, 'resnet-ish.int8.onnx');
+  const model = OnnxModel.load(RESNET);
+  const report = await quantizeModel({
+    input: RESNET,
+    output: out,
+    config: { ...DEFAULT_CONFIG },
+    calib: syntheticSource(model, { count: 32, seed: 1 }),
+    eval: syntheticSource(model, { count: 4, seed: 2 }),
+    evalNote: 'synthetic',
+    threads: 2,
+    latencyRuns: 40,
+  });
+  const l = report.eval.latencyMs!;
+  lines.push(`  static int8 (uint8 activations, int8 per-channel weights): file ${mb(report.sizeBytes.before)} → ${mb(report.sizeBytes.after)} = ${report.sizeBytes.ratio.toFixed(2)}× smaller (target ≥ 3.9×)`);
+  lines.push(`  median latency: float ${l.float.toFixed(2)} ms, int8 ${l.quantized.toFixed(2)} ms = ${l.ratio.toFixed(2)}× (target ≤ 0.7×); output SQNR ${report.eval.outputs[0]!.sqnrDb.toFixed(1)} dB`);
+  return lines;
+}
+
+if (isChild()) {
+  void childMain(process.argv[3]!, process.argv[4]!);
+} else if (require.main === module) {
+  void benchQuantize().then((lines) => console.log(lines.join('\n')));
+}
