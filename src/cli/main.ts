@@ -4,11 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { OnnxFormatError } from '../onnx/errors';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { saveModel } from '../onnx/save';
-import { buildDemoModel } from './demo-model';
+import { runDemo } from './demo';
 import { runInspect } from './inspect';
 import { CliUsageError, QUANTIZE_USAGE, runQuantize } from './quantize';
 import { RecipeError } from '../quant/recipe';
@@ -21,7 +17,7 @@ const USAGE = `usage: onnx-quant <command> [options]
 
 commands:
   inspect <model.onnx> [--json]   summary: inputs, outputs, opsets, op types, weights
-  demo [--out <dir>] [--json]     build the bundled default model and run the main job on it
+  demo [--out <dir>] [--json]     build the bundled default model and calibration data, quantize it, report
 ${QUANTIZE_USAGE}
 
 options:
@@ -68,12 +64,7 @@ export async function main(argv: string[], io: CliIO = processIO, signal?: Abort
       case 'demo': {
         const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { json: { type: 'boolean', default: false }, out: { type: 'string' } } });
         if (positionals.length) throw new UsageError('demo takes no arguments');
-        const dir = values.out ?? path.join(os.tmpdir(), 'onnx-quant-demo');
-        fs.mkdirSync(dir, { recursive: true });
-        const file = path.join(dir, 'demo-cnn.onnx');
-        saveModel(buildDemoModel(), file);
-        if (!values.json) io.out(`built the default model: ${file}\n`);
-        runInspect(file, { json: values.json === true }, io.out);
+        await runDemo({ out: values.out, json: values.json === true }, io, signal);
         return 0;
       }
       case 'quantize':

@@ -28,7 +28,7 @@ describe('dist/cli.js', { skip: fs.existsSync(CLI) ? false : 'run `npm run build
       const r = run(['demo', '--out', dir, '--json']);
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout);
-      assert.deepEqual(j.opTypes, { Conv: 3, Relu: 3, GlobalAveragePool: 1, Flatten: 1, Gemm: 1, Softmax: 1 });
+      assert.deepEqual(j.opTypes, { Conv: 4, Relu: 4, MaxPool: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1, Softmax: 1 });
       assert.ok(fs.existsSync(path.join(dir, 'demo-cnn.onnx')));
     } finally {
       cleanup();
