@@ -1,11 +1,14 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import * as os from 'node:os';
 import { benchInspect } from './inspect';
+import { benchObservers } from './observers';
 import { benchQuantize } from './quantize';
 
 async function main(): Promise<void> {
   console.log(`onnx-quant benchmarks — node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}\n`);
   for (const line of benchInspect()) console.log(line);
+  console.log('');
+  for (const line of benchObservers()) console.log(line);
   console.log('');
   for (const line of await benchQuantize()) console.log(line);
 }

@@ -3,6 +3,20 @@
  *
  * Memory: two Float64Arrays of `bins` entries, allocated once; nothing grows with the batch count.
  *
+ * Counts are float64, not Uint32: a float64 holds every integer up to 2^53 exactly, so no count can
+ * overflow or round in practice, whereas one Uint32 bin wraps after 2^32 ≈ 4.3e9 values (a few
+ * hundred 10M-element ReLU batches put that many zeros in one bin) and Float32 is exact only up
+ * to 2^24 ≈ 1.7e7 (a single large batch). Incrementing a Uint32 bin measured no faster than a
+ * float64 one (the loop is bound by loads, compares and the bin computation), and the snapshot
+ * handed to the choosers is float64 anyway, so float64 costs nothing and needs no overflow flush.
+ *
+ * One pass per batch in the common case: values are binned straight into the current grid while
+ * the exact min/max and the NaN/±Inf counts are gathered. Only when a finite value falls outside
+ * [lo, hi] is that batch's binning undone (its increments reverted, or for large batches the counts
+ * restored from a copy: exact either way) and the batch handled by the two-pass path (scan for the
+ * range, grow, bin), so the result is identical to always scanning first. Growth costs that batch
+ * the wasted part of the one pass; it is rare once the first batches have set the range.
+ *
  * Growing the range: when a batch falls outside [lo, hi] the bin width is multiplied by an INTEGER
  * factor k ≥ 1 and the grid is re-anchored on an old bin edge (new lo = old lo − j·oldWidth, j an
  * integer, possibly negative). Every new bin is then the exact union of k consecutive old bins, so
@@ -20,7 +34,7 @@
  * min/max observers); the counts are reported on the snapshot so callers can warn.
  */
 import { QuantizationError } from './errors';
-import { BatchScan, emptyScan, scanBatch } from './observers';
+import { BatchScan, emptyScan, firstZero, scanBatch } from './observers';
 
 /** Immutable snapshot consumed by the range choosers. Bin k covers [lo + k·w, lo + (k+1)·w), w = (hi − lo) / bins. */
 export interface Histogram {
@@ -52,6 +66,9 @@ export const DEFAULT_HISTOGRAM_BINS = 2048;
 /** Floor for the initial bin range when the first data is (nearly) constant; see initRange. */
 const MIN_INITIAL_HALF_WIDTH = 1e-30;
 const RELATIVE_INITIAL_HALF_WIDTH = 2 ** -20;
+
+/** From this batch size on, HistogramObserver.binInRange snapshots the counts rather than undoing its increments. */
+const SNAPSHOT_MIN_VALUES = 1 << 16;
 
 export class HistogramObserver {
   readonly bins: number;
@@ -94,6 +111,14 @@ export class HistogramObserver {
   }
 
   update(batch: Float32Array): void {
+    if (!this.initialized || !this.binInRange(batch)) this.updateScanned(batch);
+  }
+
+  /**
+   * Two passes: scanBatch for the batch's range and non-finite counts, then (after initializing or
+   * growing the grid) binning. Used for the first batch and for batches that need the grid to grow.
+   */
+  private updateScanned(batch: Float32Array): void {
     const s = scanBatch(batch, this.scan);
     this.nan += s.nan;
     this.posInf += s.posInf;
@@ -105,6 +130,144 @@ export class HistogramObserver {
     else if (s.min < this.lo || s.max > this.hi) this.grow();
     this.addValues(batch);
     this.total += s.finite;
+  }
+
+  /**
+   * One pass: bins every finite value into the current grid, tracking min/max and non-finite
+   * counts. Returns false, with the observer's state exactly as before the call, as soon as a
+   * finite value lies outside [lo, hi] (the grid must grow: the caller takes the two-pass path).
+   *
+   * Four interleaved streams (quarters of the batch) as in scanBatch; a group of four holding a
+   * NaN, ±Inf or out-of-range value is handled value by value. The bin of a value is computed
+   * exactly as addValues does, so the counts equal the two-pass path's.
+   */
+  private binInRange(batch: Float32Array): boolean {
+    const counts = this.counts;
+    const lo = this.lo;
+    const hi = this.hi;
+    const perUnit = this.bins / (this.hi - this.lo);
+    const last = this.bins - 1;
+    const n = batch.length;
+    const q = n >> 2;
+    // Large batches keep a copy of the counts to restore if the grid must grow (a 16 KB copy next to
+    // megabytes of binning); small ones undo their increments instead, which costs less than the copy.
+    const snapshot = n >= SNAPSHOT_MIN_VALUES;
+    if (snapshot) this.spare.set(counts);
+    const oldMin = this.min;
+    const oldMax = this.max;
+    let mn = oldMin;
+    let mx = oldMax;
+    let nan = 0;
+    let posInf = 0;
+    let negInf = 0;
+    let i = 0; // groups done: batch[i], batch[q + i], batch[2q + i], batch[3q + i] for each i below
+    while (i < q) {
+      // A value in [fastLo, fastHi] is in the grid and moves no extreme: one test per bound, false
+      // for NaN and ±Inf too. ([min, max] lies within [lo, hi] up to float rounding of the grid
+      // edges; intersecting keeps the grid test exact even then.)
+      const fastLo = mn > lo ? mn : lo;
+      const fastHi = mx < hi ? mx : hi;
+      for (let j = q + i, k = 2 * q + i, l = 3 * q + i; i < q; i++, j++, k++, l++) {
+        const a = batch[i]!;
+        const b = batch[j]!;
+        const c = batch[k]!;
+        const d = batch[l]!;
+        if (!(a >= fastLo && a <= fastHi && b >= fastLo && b <= fastHi && c >= fastLo && c <= fastHi && d >= fastLo && d <= fastHi)) break;
+        // v ≥ lo, so truncation equals floor and the index is ≥ 0; the clamp absorbs v = hi and rounding.
+        let ba = ((a - lo) * perUnit) | 0;
+        let bb = ((b - lo) * perUnit) | 0;
+        let bc = ((c - lo) * perUnit) | 0;
+        let bd = ((d - lo) * perUnit) | 0;
+        if (ba > last) ba = last;
+        if (bb > last) bb = last;
+        if (bc > last) bc = last;
+        if (bd > last) bd = last;
+        counts[ba]!++;
+        counts[bb]!++;
+        counts[bc]!++;
+        counts[bd]!++;
+      }
+      if (i === q) break;
+      // This group has a new extreme, a non-finite or an out-of-range value. Out of range: undo,
+      // before binning any of the group.
+      for (let s = 0; s < 4; s++) {
+        const v = batch[i + s * q]!;
+        if (v - v === 0 && !(v >= lo && v <= hi)) {
+          if (snapshot) counts.set(this.spare);
+          else this.unbin(batch, i, 4 * q);
+          return false;
+        }
+      }
+      for (let s = 0; s < 4; s++) {
+        const v = batch[i + s * q]!;
+        if (v - v !== 0) {
+          if (v !== v) nan++;
+          else if (v > 0) posInf++;
+          else negInf++;
+          continue;
+        }
+        let bv = ((v - lo) * perUnit) | 0;
+        if (bv > last) bv = last;
+        counts[bv]!++;
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+      }
+      i++;
+    }
+    for (let t = 4 * q; t < n; t++) {
+      const v = batch[t]!;
+      if (v - v !== 0) {
+        if (v !== v) nan++;
+        else if (v > 0) posInf++;
+        else negInf++;
+        continue;
+      }
+      if (!(v >= lo && v <= hi)) {
+        if (snapshot) counts.set(this.spare);
+        else this.unbin(batch, q, t);
+        return false;
+      }
+      let bv = ((v - lo) * perUnit) | 0;
+      if (bv > last) bv = last;
+      counts[bv]!++;
+      if (v < mn) mn = v;
+      if (v > mx) mx = v;
+    }
+    // Values were not visited in batch order: a new extreme of 0 must be the batch's first zero
+    // (+0 or −0), as scanBatch reports it. Existing extremes only move on strictly smaller / larger.
+    if (mn < oldMin && mn === 0) mn = batch[firstZero(batch)]!;
+    if (mx > oldMax && mx === 0) mx = batch[firstZero(batch)]!;
+    this.min = mn;
+    this.max = mx;
+    this.nan += nan;
+    this.posInf += posInf;
+    this.negInf += negInf;
+    this.total += n - nan - posInf - negInf;
+    return true;
+  }
+
+  /**
+   * Undoes binInRange's increments: the finite values of the first `groups` groups of four
+   * (batch[s·q + i], i < groups) and of the tail batch[4q, tailEnd). All of them were in range and
+   * are re-binned by the same formula, so each decrement hits the bin that was incremented.
+   */
+  private unbin(batch: Float32Array, groups: number, tailEnd: number): void {
+    const counts = this.counts;
+    const lo = this.lo;
+    const perUnit = this.bins / (this.hi - this.lo);
+    const last = this.bins - 1;
+    const q = batch.length >> 2;
+    const undo = (from: number, to: number): void => {
+      for (let t = from; t < to; t++) {
+        const v = batch[t]!;
+        if (v - v !== 0) continue;
+        let bv = ((v - lo) * perUnit) | 0;
+        if (bv > last) bv = last;
+        counts[bv]!--;
+      }
+    };
+    for (let s = 0; s < 4; s++) undo(s * q, s * q + groups);
+    undo(4 * q, tailEnd);
   }
 
   /** Snapshot (copies the counts). Throws when no finite value has been observed. */
@@ -199,20 +362,58 @@ export class HistogramObserver {
     this.spare = src;
   }
 
+  /**
+   * Bins every finite value of the batch; the grid already covers them (after initRange / grow).
+   * Same bin formula as binInRange, in four interleaved streams (counting is order-free).
+   */
   private addValues(batch: Float32Array): void {
     const counts = this.counts;
     const n = this.bins;
     const lo = this.lo;
     const perUnit = n / (this.hi - this.lo);
     const last = n - 1;
-    for (let i = 0; i < batch.length; i++) {
-      const v = batch[i]!;
-      if (v - v !== 0) continue; // NaN / ±Inf counted in update()
+    const len = batch.length;
+    const q = len >> 2;
+    for (let i = 0, j = q, k = 2 * q, l = 3 * q; i < q; i++, j++, k++, l++) {
+      const a = batch[i]!;
+      const b = batch[j]!;
+      const c = batch[k]!;
+      const d = batch[l]!;
+      if (a - a + (b - b) + (c - c) + (d - d) !== 0) {
+        // NaN / ±Inf among the four (counted by the caller): value by value.
+        addValue(counts, a, lo, perUnit, last);
+        addValue(counts, b, lo, perUnit, last);
+        addValue(counts, c, lo, perUnit, last);
+        addValue(counts, d, lo, perUnit, last);
+        continue;
+      }
       // v ≥ lo after growth, so truncation equals floor; the clamps absorb rounding at the edges.
-      let b = ((v - lo) * perUnit) | 0;
-      if (b > last) b = last;
-      else if (b < 0) b = 0;
-      counts[b]!++;
+      let ba = ((a - lo) * perUnit) | 0;
+      let bb = ((b - lo) * perUnit) | 0;
+      let bc = ((c - lo) * perUnit) | 0;
+      let bd = ((d - lo) * perUnit) | 0;
+      if (ba > last) ba = last;
+      else if (ba < 0) ba = 0;
+      if (bb > last) bb = last;
+      else if (bb < 0) bb = 0;
+      if (bc > last) bc = last;
+      else if (bc < 0) bc = 0;
+      if (bd > last) bd = last;
+      else if (bd < 0) bd = 0;
+      counts[ba]!++;
+      counts[bb]!++;
+      counts[bc]!++;
+      counts[bd]!++;
     }
+    for (let t = 4 * q; t < len; t++) addValue(counts, batch[t]!, lo, perUnit, last);
   }
+}
+
+/** addValues for one value: skips NaN / ±Inf. */
+function addValue(counts: Float64Array, v: number, lo: number, perUnit: number, last: number): void {
+  if (v - v !== 0) return;
+  let b = ((v - lo) * perUnit) | 0;
+  if (b > last) b = last;
+  else if (b < 0) b = 0;
+  counts[b]!++;
 }

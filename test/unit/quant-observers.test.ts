@@ -1,7 +1,9 @@
 /**
  * Calibration observers and range choosers. References: hand-computed moving averages, naive
  * per-channel scans, direct re-binning of all data in the final grid, sorted-array (float64)
- * quantiles, and reconstruction MSE measured on the actual data.
+ * quantiles, reconstruction MSE measured on the actual data, and straightforward sequential
+ * reimplementations of scanBatch and of the two-pass HistogramObserver (the optimized one-pass code
+ * must give bit-identical results).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,6 +24,7 @@ import {
   type Histogram,
   type QuantType,
 } from '../../src/quant';
+import { emptyScan, scanBatch, type BatchScan } from '../../src/quant/observers';
 
 const f32 = (xs: number[]) => new Float32Array(xs);
 
@@ -387,3 +390,261 @@ describe('range choosers', () => {
     assert.throws(() => mseRange(empty, 'int8'), /histogram is empty/);
   });
 });
+
+/** scanBatch as a plain sequential loop: the specification the fast version must match bit for bit. */
+function referenceScan(batch: Float32Array): BatchScan {
+  const s: BatchScan = { min: Infinity, max: -Infinity, finite: 0, nan: 0, posInf: 0, negInf: 0 };
+  for (const v of batch) {
+    if (Number.isNaN(v)) s.nan++;
+    else if (v === Infinity) s.posInf++;
+    else if (v === -Infinity) s.negInf++;
+    else {
+      s.finite++;
+      if (v < s.min) s.min = v;
+      if (v > s.max) s.max = v;
+    }
+  }
+  return s;
+}
+
+/**
+ * The two-pass HistogramObserver (scan the batch, grow the grid if needed, then bin), written as
+ * directly as possible: the optimized observer must produce the same snapshot after every batch.
+ */
+class ReferenceHistogram {
+  counts: Float64Array;
+  lo = 0;
+  hi = 0;
+  initialized = false;
+  total = 0;
+  min = Infinity;
+  max = -Infinity;
+  nan = 0;
+  posInf = 0;
+  negInf = 0;
+  growths = 0;
+
+  constructor(
+    readonly bins: number,
+    readonly symmetric: boolean,
+  ) {
+    this.counts = new Float64Array(bins);
+  }
+
+  update(batch: Float32Array): void {
+    const s = referenceScan(batch);
+    this.nan += s.nan;
+    this.posInf += s.posInf;
+    this.negInf += s.negInf;
+    if (s.finite === 0) return;
+    if (s.min < this.min) this.min = s.min;
+    if (s.max > this.max) this.max = s.max;
+    if (!this.initialized) {
+      const mag = Math.max(Math.abs(s.min), Math.abs(s.max));
+      const minHalf = Math.max(mag * 2 ** -20, 1e-30);
+      if (this.symmetric) [this.lo, this.hi] = [-Math.max(mag, minHalf), Math.max(mag, minHalf)];
+      else if (s.max - s.min < 2 * minHalf) [this.lo, this.hi] = [(s.min + s.max) / 2 - minHalf, (s.min + s.max) / 2 + minHalf];
+      else [this.lo, this.hi] = [s.min, s.max];
+      this.initialized = true;
+    } else if (s.min < this.lo || s.max > this.hi) {
+      const n = this.bins;
+      const w = (this.hi - this.lo) / n;
+      let k: number;
+      let j: number;
+      if (this.symmetric) {
+        k = Math.max(2, Math.ceil(Math.max(-this.min, this.max) / this.hi));
+        j = ((k - 1) * n) / 2;
+        this.lo = -k * this.hi;
+        this.hi = -this.lo;
+      } else {
+        j = Math.ceil((this.lo - this.min) / w);
+        const newLo = this.lo - j * w;
+        k = Math.max(1, Math.ceil((this.max - newLo) / (n * w)));
+        if (newLo + n * k * w < this.max) k++;
+        this.lo = newLo;
+        this.hi = newLo + n * k * w;
+      }
+      const dst = new Float64Array(n);
+      for (let i = 0; i < n; i++) dst[Math.min(n - 1, Math.max(0, Math.floor((j + i) / k)))]! += this.counts[i]!;
+      this.counts = dst;
+      this.growths++;
+    }
+    const perUnit = this.bins / (this.hi - this.lo);
+    for (const v of batch) {
+      if (!Number.isFinite(v)) continue;
+      this.counts[Math.min(this.bins - 1, Math.max(0, ((v - this.lo) * perUnit) | 0))]!++;
+    }
+    this.total += s.finite;
+  }
+}
+
+function assertSameScan(actual: BatchScan, expected: BatchScan, what: string): void {
+  for (const key of ['min', 'max', 'finite', 'nan', 'posInf', 'negInf'] as const) {
+    assert.ok(Object.is(actual[key], expected[key]), `${what}: ${key} is ${actual[key]}, expected ${expected[key]}`);
+  }
+}
+
+function assertSameHistogram(o: HistogramObserver, ref: ReferenceHistogram, what: string): void {
+  assert.equal(o.growthCount, ref.growths, `${what}: growth count`);
+  if (!ref.initialized) {
+    assert.throws(() => o.histogram(), /not seen any finite value/);
+    return;
+  }
+  const h = o.histogram();
+  const expected = {
+    lo: ref.lo,
+    hi: ref.hi,
+    total: ref.total,
+    min: ref.min,
+    max: ref.max,
+    nanCount: ref.nan,
+    posInfCount: ref.posInf,
+    negInfCount: ref.negInf,
+  };
+  for (const [key, value] of Object.entries(expected)) {
+    assert.ok(Object.is(h[key as keyof typeof expected], value), `${what}: ${key} is ${h[key as keyof typeof expected]}, expected ${value}`);
+  }
+  for (let i = 0; i < ref.bins; i++) {
+    if (h.counts[i] !== ref.counts[i]) assert.fail(`${what}: bin ${i} holds ${h.counts[i]}, expected ${ref.counts[i]}`);
+  }
+}
+
+/**
+ * Random batches for the equivalence tests: drifting and widening gaussians (so the grid keeps
+ * growing), lengths around the fast paths' boundaries (groups of four, 16K scan blocks, the 64K
+ * snapshot threshold), NaN / ±Inf, +0 and −0 mixed in, constant and all-NaN batches, and single
+ * outliers anywhere (including the last position).
+ */
+function mixedBatches(seed: number, count: number): Float32Array[] {
+  const { uniform, gauss } = rng(seed);
+  const lengths = [0, 1, 2, 3, 4, 5, 7, 8, 9, 1023, 16_383, 16_384, 16_385, 65_535, 65_536, 70_001, 4 * 16_384 + 3];
+  const specials = [NaN, Infinity, -Infinity, 0, -0];
+  const out: Float32Array[] = [];
+  for (let b = 0; b < count; b++) {
+    const n = uniform() < 0.4 ? lengths[Math.floor(uniform() * lengths.length)]! : Math.floor(uniform() ** 3 * 20_000);
+    const x = new Float32Array(n);
+    const scale = 0.01 * 1.05 ** b * (uniform() < 0.1 ? 10 : 1);
+    const offset = (uniform() - 0.5) * b * 0.05;
+    const constant = uniform() < 0.05;
+    for (let i = 0; i < n; i++) x[i] = constant ? offset : offset + scale * gauss();
+    const r = uniform();
+    if (r < 0.2) for (let i = 0; i < n; i++) x[i] = Math.max(x[i]!, 0) || (uniform() < 0.5 ? 0 : -0); // ReLU-like, both zeros
+    else if (r < 0.3) for (let i = 0; i < n; i++) x[i] = Math.min(x[i]!, 0) || (uniform() < 0.5 ? 0 : -0);
+    const k = uniform() < 0.4 ? Math.floor(uniform() * 6) : 0;
+    for (let j = 0; j < k && n > 0; j++) x[Math.floor(uniform() * n)] = specials[Math.floor(uniform() * specials.length)]!;
+    if (uniform() < 0.15 && n > 0) x[uniform() < 0.3 ? n - 1 : Math.floor(uniform() * n)] = offset + (uniform() - 0.5) * scale * 40;
+    if (uniform() < 0.05) x.fill(NaN);
+    out.push(x);
+  }
+  return out;
+}
+
+describe('fast observer paths equal the straightforward ones', () => {
+  it('scanBatch: same min, max (including which zero) and non-finite counts as a sequential loop', () => {
+    const scan = emptyScan();
+    for (const x of mixedBatches(21, 150)) assertSameScan(scanBatch(x, scan), referenceScan(x), `length ${x.length}`);
+    // The sequential loop keeps the first of equal extremes, which shows only for +0 / −0.
+    for (const x of zeroPairs()) assertSameScan(scanBatch(x, scan), referenceScan(x), show(x));
+  });
+
+  it('MinMaxObserver: same range and counts as the sequential loop', () => {
+    const o = new MinMaxObserver();
+    let ref = { min: Infinity, max: -Infinity, nan: 0, posInf: 0, negInf: 0 };
+    for (const x of mixedBatches(22, 100)) {
+      o.update(x);
+      const s = referenceScan(x);
+      ref = {
+        min: s.min < ref.min ? s.min : ref.min,
+        max: s.max > ref.max ? s.max : ref.max,
+        nan: ref.nan + s.nan,
+        posInf: ref.posInf + s.posInf,
+        negInf: ref.negInf + s.negInf,
+      };
+      if (o.hasData) {
+        const r = o.range();
+        assert.ok(Object.is(r.min, ref.min) && Object.is(r.max, ref.max), `range [${r.min}, ${r.max}] vs [${ref.min}, ${ref.max}]`);
+      }
+      assert.deepEqual(o.nonFinite, { nan: ref.nan, posInf: ref.posInf, negInf: ref.negInf });
+    }
+  });
+
+  it('HistogramObserver: one-pass update gives the two-pass snapshot after every batch', () => {
+    for (const [bins, symmetric, seed] of [
+      [2048, false, 31],
+      [2048, true, 32],
+      [16, false, 33],
+      [2, true, 34],
+    ] as const) {
+      const o = new HistogramObserver({ bins, symmetric });
+      const ref = new ReferenceHistogram(bins, symmetric);
+      mixedBatches(seed, 120).forEach((x, b) => {
+        o.update(x);
+        ref.update(x);
+        assertSameHistogram(o, ref, `bins=${bins} symmetric=${symmetric} batch ${b} (length ${x.length})`);
+      });
+      assert.ok(ref.growths > 3, `bins=${bins} symmetric=${symmetric}: only ${ref.growths} growths`);
+    }
+  });
+
+  it('HistogramObserver: growth found late in a batch (small and snapshot-sized) is undone exactly', () => {
+    for (const n of [1001, 100_003]) {
+      const [base, next] = gaussianBatches(41, 2, n);
+      next![n - 1] = 50; // visited last by the one-pass loop (tail / last group of four)
+      next![n >> 2] = NaN;
+      const o = new HistogramObserver();
+      const ref = new ReferenceHistogram(2048, false);
+      for (const x of [base!, next!]) {
+        o.update(x);
+        ref.update(x);
+        assertSameHistogram(o, ref, `length ${n}`);
+      }
+      assert.equal(o.growthCount, 1);
+    }
+  });
+
+  it('HistogramObserver: a new zero extreme is the batch\'s first zero, as the sequential scan reports it', () => {
+    // Symmetric grid [-2, 2] from the first batch (of the second's sign, so the zeros are a new
+    // extreme); the second lies inside it, so it takes the one-pass path, whose interleaved
+    // streams do not visit values in batch order.
+    for (const second of zeroPairs()) {
+      const o = new HistogramObserver({ bins: 8, symmetric: true });
+      const ref = new ReferenceHistogram(8, true);
+      const sign = second.find((v) => v !== 0)!;
+      for (const x of [f32([sign, 2 * sign]), second]) {
+        o.update(x);
+        ref.update(x);
+      }
+      assertSameHistogram(o, ref, show(second));
+      assert.equal(o.growthCount, 0);
+    }
+  });
+});
+
+/**
+ * Short batches of ±1 holding one +0 and one −0, at every pair of positions and in both orders:
+ * the zeros are the minimum (or maximum), and the first one in batch order must be reported.
+ * Lengths 8, 9 and 11 cover four equal streams and a tail of one and three values.
+ */
+function zeroPairs(): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (const n of [8, 9, 11]) {
+    for (let p = 0; p < n; p++) {
+      for (let r = p + 1; r < n; r++) {
+        for (const fill of [1, -1]) {
+          for (const [first, second] of [
+            [0, -0],
+            [-0, 0],
+          ] as const) {
+            const x = new Float32Array(n).fill(fill);
+            x[p] = first;
+            x[r] = second;
+            out.push(x);
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+const show = (x: Float32Array) => `[${Array.from(x, (v) => (Object.is(v, -0) ? '-0' : String(v))).join(', ')}]`;
