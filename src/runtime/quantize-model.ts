@@ -24,6 +24,7 @@ import { SkippedNode, TransformedNode } from '../quant/graph/edit';
 import { TARGET_PRESETS } from '../quant/presets';
 import { FloatRange } from '../quant/types';
 import { calibrate, chooseRange } from './calibrate';
+import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
 import { compareModels, OutputComparison, QuantizedModelError } from './evaluate';
 import { SampleSource } from './samples';
 import { createSession, runSession, throwIfAborted } from './session';
@@ -90,6 +91,8 @@ export function calibrationTensors(proto: ModelProto, config: QuantConfig): stri
     if (t && n.output[0]) constants.set(n.output[0], t);
   }
   const outputs = new Set(g.output.map((o) => o.name));
+  // The outputs of an inlined If branch are branch outputs in the quantized model: never folded.
+  for (const n of g.node) if (n.opType === 'Identity' && n.name.includes(INLINED_OUTPUT_TAG)) outputs.add(n.input[0]!);
   const read = (t: TensorProto) => tensorToFloat32(t);
   const foldedInputs = new Set<string>();
   for (const n of g.node) {
@@ -171,10 +174,24 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       }
       const placed = chooseQdqDomain(proto, config, preprocessing, warnings);
       proto = placed.proto;
-      const floatModel = OnnxModel.fromProto(proto, model.file);
+
+      // If branches every calibration sample takes are calibrated (inlined for calibration only)
+      // and quantized in place; branches taken by no sample or by some samples stay in float.
+      let calibProto = proto;
+      const takenBranches = new Map<string, Branch>();
+      if (quantizableIfNodes(proto).length) {
+        onProgress?.({ phase: 'calibrate', done: 0, total: options.calib.count, message: 'which If branches the data takes' });
+        const observed = await observeTakenBranches(model, proto, options.calib, { signal, threads: options.threads });
+        const inl = inlineTakenBranches(proto, observed.taken);
+        calibProto = inl.model;
+        for (const name of inl.inlined) takenBranches.set(name, observed.taken.get(name)!);
+        for (const [name, branch] of takenBranches) preprocessing.push(`If "${name}": every calibration sample takes its ${branch}, which is calibrated and quantized; the other branch stays in float`);
+        for (const name of observed.varying) warnings.push(`If "${name}" takes different branches on different samples: both branches stay in float`);
+      }
+      const floatModel = OnnxModel.fromProto(calibProto, model.file);
 
       throwIfAborted(signal, 'quantization');
-      const tensors = calibrationTensors(proto, config);
+      const tensors = calibrationTensors(calibProto, config);
       const calib = await calibrate(floatModel, tensors, options.calib, {
         method: config.method,
         signal,
@@ -199,7 +216,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       };
       if (calib.synthetic) warnings.push('CALIBRATED ON SYNTHETIC DATA: activation ranges come from random inputs, not your data; pass --calib <dir> for real ranges');
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
-      transformed = quantizeStaticQdq(proto, { config, ranges, readWeight, domain: placed.domain });
+      transformed = quantizeStaticQdq(proto, { config, ranges, readWeight, domain: placed.domain, takenBranches });
     } else {
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
       const src = config.foldBatchNorm ? foldBatchNorm(model, config) : undefined;

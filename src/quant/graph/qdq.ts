@@ -22,7 +22,7 @@ import { QuantizationError } from '../errors';
 import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } from '../params';
 import { channelMinMax, quantizePerChannel, quantizeTensor } from '../quantize';
 import { FloatRange, QuantParams, QuantType } from '../types';
-import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, SkippedNode, TransformedNode, TransformResult } from './edit';
+import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, TransformResult } from './edit';
 import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
 
 /** The transform's result, plus the parameters of every activation that got a Q/DQ pair. */
@@ -38,6 +38,8 @@ export interface StaticQdqOptions {
   readWeight: (t: TensorProto) => Float32Array;
   /** '' for standard ONNX Q/DQ (opset ≥ 13); 'com.microsoft' for onnxruntime's contrib Q/DQ. */
   domain: '' | 'com.microsoft';
+  /** If nodes of the main graph (by name) whose branch every calibration sample took. */
+  takenBranches?: ReadonlyMap<string, 'then_branch' | 'else_branch'>;
 }
 
 const QUANT_DATA_TYPE: Record<QuantType, DataType> = {
@@ -78,30 +80,67 @@ export function clipLowerBound(n: NodeProto, constants: ReadonlyMap<string, Tens
 
 type Role = { kind: 'weighted'; weightIndex: number; biasIndex?: number } | { kind: 'matmul-activations' } | { kind: 'same-scale' } | { kind: 'calibrated' };
 
-export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions): StaticQdqResult {
-  const { config, ranges, readWeight, domain } = options;
-  const model = cloneModel(source);
-  const graph = model.graph!;
-  const view = new GraphView(graph);
-  const names = new NameScope(model);
-  const order = view.topologicalNodes();
-  const outputs = new Set(graph.output.map((o) => o.name));
-
-  // Constant tensors of the main graph: initializers and Constant nodes' values.
-  const constants = new Map<string, TensorProto>();
+/** Initializers and Constant-node values of a graph, on top of those of the enclosing scopes. */
+function graphConstants(graph: GraphProto, outer: ReadonlyMap<string, TensorProto>): Map<string, TensorProto> {
+  const constants = new Map(outer);
   for (const t of graph.initializer) constants.set(t.name, t);
   for (const n of graph.node) {
     if (n.opType !== 'Constant' || (n.domain !== '' && n.domain !== 'ai.onnx')) continue;
     const t = constantTensor(n);
     if (t && n.output[0]) constants.set(n.output[0], t);
   }
+  return constants;
+}
+
+export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions): StaticQdqResult {
+  const model = cloneModel(source);
+  const main = model.graph!;
+  const names = new NameScope(model);
+  const result: StaticQdqResult = { model, quantized: [], skipped: [], activations: new Map() };
+  const mainConstants = graphConstants(main, new Map());
+  quantizeGraph(main, mainConstants, options, names, result);
+  // The branch of an If that every calibration sample took was calibrated too: quantize it in place.
+  for (const n of main.node) {
+    if (n.opType !== 'If') continue;
+    const taken = options.takenBranches?.get(n.name);
+    if (!taken) continue;
+    for (const a of n.attribute) {
+      if (!a.g) continue;
+      if (a.name === taken) {
+        quantizeGraph(a.g, graphConstants(a.g, mainConstants), options, names, result);
+      } else {
+        for (const b of a.g.node) {
+          if (b.opType === 'Constant') continue;
+          result.skipped.push({ name: nodeLabel(b), opType: b.opType, reason: `in the ${a.name} of If "${n.name}", which no calibration sample took; kept in float` });
+        }
+      }
+    }
+  }
+  dropUnusedConstants(main);
+  pruneUnusedInitializers(main);
+  if (options.domain === '') requireOpset(model, '', 13);
+  else requireOpset(model, 'com.microsoft', 1);
+  return result;
+}
+
+/** Quantizes one graph's nodes in place (the main graph, or a taken If branch). */
+function quantizeGraph(
+  graph: GraphProto,
+  constants: ReadonlyMap<string, TensorProto>,
+  options: StaticQdqOptions,
+  names: NameScope,
+  result: StaticQdqResult,
+): void {
+  const { config, ranges, readWeight, domain } = options;
+  const view = new GraphView(graph);
+  const order = view.topologicalNodes();
+  const outputs = new Set(graph.output.map((o) => o.name));
   const isFloatConstant = (name: string) => {
     const t = constants.get(name);
     return t !== undefined && (t.dataType === DataType.FLOAT || t.dataType === DataType.FLOAT16 || t.dataType === DataType.DOUBLE);
   };
 
-  const quantized: TransformedNode[] = [];
-  const skipped: SkippedNode[] = [];
+  const { quantized, skipped, activations } = result;
   const roles = new Map<NodeProto, Role>();
   const settings = new Map<NodeProto, NodeQuantSettings>();
   /** Activation tensors that get a Q/DQ pair, with the type their quantized neighbours asked for. */
@@ -151,7 +190,12 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
       continue;
     }
     if (view.subgraphsOf(n).length > 0) {
-      skip('control flow (If/Loop/Scan): its subgraphs run in float; activations inside them cannot be calibrated');
+      const taken = options.takenBranches?.get(n.name);
+      skip(
+        taken
+          ? `control flow: its ${taken} (taken by every calibration sample) is quantized inside`
+          : 'control flow (If/Loop/Scan): its subgraphs run in float; activations inside them cannot be calibrated',
+      );
       continue;
     }
     let role: Role | undefined;
@@ -214,7 +258,6 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
   }
 
   // ---- 2. activation parameters; same-scale outputs reuse their input's ----
-  const activations = new Map<string, QuantParams>();
   const paramsOf = (t: string): QuantParams => {
     let p = activations.get(t);
     if (!p) {
@@ -415,14 +458,10 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
   }
   graph.node = emitted;
   graph.initializer.push(...newInits);
-  dropUnusedConstants(graph);
-  pruneUnusedInitializers(graph);
-  if (domain === '') requireOpset(model, '', 13);
-  else requireOpset(model, 'com.microsoft', 1);
-  return { model, quantized, skipped, activations };
+  if (graph !== result.model.graph) dropUnusedConstants(graph);
 }
 
-/** Removes main-graph Constant nodes whose value nothing reads any more (their weights were quantized). */
+/** Removes Constant nodes whose value nothing reads any more (their weights were quantized). */
 function dropUnusedConstants(graph: GraphProto): void {
   const used = new Set<string>();
   for (const g of walkGraphs(graph)) {
