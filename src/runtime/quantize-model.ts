@@ -132,20 +132,31 @@ function chooseQdqDomain(
   const current = defaultOpset(proto) ?? 0;
   if (current >= need) return { proto, domain: '' };
   const standardOnly = config.target ? TARGET_PRESETS[config.target].standardOpsOnly : false;
-  if (wants16 && !standardOnly) {
-    notes.push(`16-bit activations at opset ${current}: onnxruntime's com.microsoft QuantizeLinear/DequantizeLinear`);
-    return { proto, domain: 'com.microsoft' };
+  let firstError: OpsetUpgradeError | undefined;
+  // Standard Q/DQ at the opset the types need; else (16-bit) contrib Q/DQ on an opset-13 model:
+  // onnxruntime's own bias-quantization pass emits standard DequantizeLinear with an axis, which
+  // an older default opset rejects.
+  for (const [target, domain] of [
+    [need, ''],
+    [13, 'com.microsoft'],
+  ] as const) {
+    if (domain === 'com.microsoft' && (standardOnly || !wants16)) continue;
+    if (current >= target) {
+      notes.push(`16-bit activations: onnxruntime's com.microsoft QuantizeLinear/DequantizeLinear (standard ones need opset 21)`);
+      return { proto, domain };
+    }
+    try {
+      const up = upgradeOpset(proto, target);
+      notes.push(`opset ${current} → ${target} for ${domain ? "onnxruntime's com.microsoft" : 'standard'} Q/DQ${up.changes.length ? `: ${up.changes.join('; ')}` : ''}`);
+      return { proto: up.model, domain };
+    } catch (err) {
+      if (!(err instanceof OpsetUpgradeError)) throw err;
+      firstError ??= err;
+    }
   }
-  try {
-    const up = upgradeOpset(proto, need);
-    notes.push(`opset ${current} → ${need} for standard Q/DQ${up.changes.length ? `: ${up.changes.join('; ')}` : ''}`);
-    return { proto: up.model, domain: '' };
-  } catch (err) {
-    if (!(err instanceof OpsetUpgradeError)) throw err;
-    if (standardOnly) throw new QuantizedModelError('<model>', `target ${config.target} needs standard Q/DQ at opset ${need}, and ${err.message}`);
-    warnings.push(`${err.message}; using onnxruntime's com.microsoft Q/DQ ops instead`);
-    return { proto, domain: 'com.microsoft' };
-  }
+  if (standardOnly) throw new QuantizedModelError('<model>', `target ${config.target} needs standard Q/DQ at opset ${need}, and ${firstError!.message}`);
+  warnings.push(`${firstError!.message}; using onnxruntime's com.microsoft Q/DQ ops instead`);
+  return { proto, domain: 'com.microsoft' };
 }
 
 /** Runs the pipeline. Throws OnnxFormatError, SampleDataError, QuantizedModelError, or an AbortError. */
