@@ -46,11 +46,14 @@ export interface QuantConfig {
 
 /**
  * Defaults: static uint8 activations (asymmetric) with int8 symmetric per-channel weights is what
- * onnxruntime's x86 and ARM kernels run fastest and what keeps accuracy best on CNNs.
+ * onnxruntime's x86 and ARM kernels run fastest. Activation ranges by MSE search over histograms:
+ * on the real models we test it beat min-max clearly (PP-OCRv4 recognizer: 88% vs 67% of lines
+ * decoded identically; angle classifier 67.9 vs 64.5 dB) and entropy failed badly on the
+ * recognizer (README, "Choosing the defaults").
  */
 export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   mode: 'static',
-  method: 'minmax',
+  method: 'mse',
   percentile: 99.99,
   perChannel: true,
   activationType: 'uint8',

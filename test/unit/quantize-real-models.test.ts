@@ -1,0 +1,104 @@
+/**
+ * Static int8 with the default settings on the published models, calibrated and judged on
+ * realistic data the tests generate (rendered text lines and pages, synthesized speech and noise):
+ * task-level agreement between the float and the quantized model, run by onnxruntime-node.
+ *
+ * Thresholds are what the defaults achieve today (README, "Accuracy on real models"); some are
+ * below the product targets, which the analysis and accuracy-loop work is for.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import * as path from 'node:path';
+import { OnnxModel } from '../../src/onnx/model';
+import { DEFAULT_CONFIG } from '../../src/quant/config';
+import { openSampleFolder } from '../../src/runtime/data';
+import { quantizeModel, QuantizeReport } from '../../src/runtime/quantize-model';
+import { REAL_MODELS, tempDir } from '../helpers/ort';
+import { decodeRecOutput, renderClsSamples, renderDetPages, renderRecSamples, runVad, synthesizeVadAudio, vadDecisions, writeTaskFolder, type Task } from '../helpers/tasks';
+
+const work = tempDir('onnx-quant-real-');
+
+async function quantizeTask(task: Task, calibSamples: number): Promise<{ report: QuantizeReport; float: ort.InferenceSession; quant: ort.InferenceSession }> {
+  const dir = path.join(work.dir, task);
+  await writeTaskFolder(path.join(dir, 'calib'), task, calibSamples, { seed: 1 });
+  await writeTaskFolder(path.join(dir, 'eval'), task, 6, { seed: 2 });
+  const input = REAL_MODELS[task];
+  const model = OnnxModel.load(input);
+  const output = path.join(dir, 'int8.onnx');
+  const report = await quantizeModel({
+    input,
+    output,
+    config: { ...DEFAULT_CONFIG },
+    calib: openSampleFolder(path.join(dir, 'calib'), model),
+    eval: openSampleFolder(path.join(dir, 'eval'), model),
+    evalNote: 'generated',
+    latencyRuns: 0,
+  });
+  model.close();
+  const options = { logSeverityLevel: 3 as const };
+  return { report, float: await ort.InferenceSession.create(input, options), quant: await ort.InferenceSession.create(output, options) };
+}
+
+const first = (o: ort.InferenceSession.OnnxValueMapType) => Object.values(o)[0]! as ort.Tensor;
+
+describe('static int8 with default settings on real models', { concurrency: false }, () => {
+
+  it('PP-OCR angle classifier: head SQNR ≥ 25 dB and the same 0°/180° decision on every line', async () => {
+    const { report, float, quant } = await quantizeTask('ocrCls', 32);
+    assert.ok(report.quantizedNodes > 100);
+    assert.ok(report.eval.outputs[0]!.sqnrDb >= 25, `SQNR ${report.eval.outputs[0]!.sqnrDb}`);
+    let same = 0;
+    const lines = renderClsSamples(60, { seed: 3 });
+    for (const l of lines) {
+      const a = first(await float.run(l.feeds)).data as Float32Array;
+      const b = first(await quant.run(l.feeds)).data as Float32Array;
+      if (a[0]! > a[1]! === b[0]! > b[1]!) same++;
+    }
+    assert.equal(same, lines.length);
+    await float.release();
+    await quant.release();
+  });
+
+  it('PP-OCRv4 recognizer: most lines decode to the same text', async () => {
+    const { report, float, quant } = await quantizeTask('ocrRec', 32);
+    assert.ok(report.quantizedNodes > 200);
+    let same = 0;
+    const lines = renderRecSamples(60, { seed: 3 });
+    for (const l of lines) if (decodeRecOutput(first(await float.run(l.feeds))) === decodeRecOutput(first(await quant.run(l.feeds)))) same++;
+    // Measured 88% with the defaults (target 98%: the sensitive layers need mixed precision).
+    assert.ok(same / lines.length >= 0.8, `identical text on ${same}/${lines.length} lines`);
+    await float.release();
+    await quant.release();
+  });
+
+  it('PP-OCRv4 detector: the text map agrees on ≥ 99% of pixels', async () => {
+    const { report, float, quant } = await quantizeTask('ocrDet', 12);
+    assert.ok(report.quantizedNodes > 200);
+    let agree = 0;
+    let total = 0;
+    for (const p of renderDetPages(3, { seed: 3 })) {
+      const a = first(await float.run(p.feeds)).data as Float32Array;
+      const b = first(await quant.run(p.feeds)).data as Float32Array;
+      for (let i = 0; i < a.length; i++, total++) if (a[i]! > 0.3 === b[i]! > 0.3) agree++;
+    }
+    assert.ok(agree / total >= 0.99, `pixel agreement ${agree / total}`);
+    await float.release();
+    await quant.release();
+  });
+
+  it('Silero VAD: speech/non-speech decisions agree on ≥ 97.5% of chunks', async () => {
+    const { report, float, quant } = await quantizeTask('vad', 32);
+    assert.ok(report.quantizedNodes > 5);
+    const audio = synthesizeVadAudio({ seed: 3, seconds: 20 }).audio;
+    const a = vadDecisions(await runVad(float, audio));
+    const b = vadDecisions(await runVad(quant, audio));
+    const same = a.filter((d, i) => d === b[i]).length;
+    // Measured 98.3% with the defaults (target 99%).
+    assert.ok(same / a.length >= 0.975, `same decisions on ${same}/${a.length} chunks`);
+    await float.release();
+    await quant.release();
+  });
+
+  it('cleanup', () => work.cleanup());
+});
