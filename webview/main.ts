@@ -114,7 +114,11 @@ render(state.scrollY);
 vscode.postMessage({ type: 'ready' });
 rpc.request('getSummary').then(
   (summary) => show({ kind: 'summary', summary }),
-  (err: unknown) => show({ kind: 'error', message: err instanceof Error ? err.message : String(err) }),
+  (err: unknown) => {
+    // The host sent the file name in an error message just before this reply: keep it.
+    const file = state.content?.kind === 'error' ? state.content.file : undefined;
+    show({ kind: 'error', file, message: err instanceof Error ? err.message : String(err) });
+  },
 );
 
 // An ES module marker: the package is "type": "commonjs", and esbuild wraps an entry file with no

@@ -202,6 +202,8 @@ class ModelEditorSession implements vscode.Disposable {
     switch (request.method) {
       case 'getSummary': {
         const r = await this.document.current();
+        // The error message carries the file name for the panel's heading; the reply settles the request.
+        if (!r.ok) this.post({ type: 'error', file: r.file, message: r.message });
         return r.ok
           ? { type: 'reply', requestId, method: 'getSummary', ok: true, result: r.summary }
           : { type: 'reply', requestId, method: 'getSummary', ok: false, error: r.message };

@@ -88,7 +88,7 @@ describe('model editor in VS Code', { timeout: 300_000 }, () => {
     await wb.openFromExplorer('corrupt.onnx');
     const frame = await wb.webviewFrame('.error-panel', 'corrupt.onnx');
     const heading = (await frame.locator('.error-panel h1').textContent())?.trim() ?? '';
-    assert.match(heading, /^Cannot open /);
+    assert.match(heading, /^Cannot open corrupt\.onnx$/);
     const message = (await frame.locator('.error-panel .message').textContent()) ?? '';
     assert.ok(message.includes(`${workspace}/corrupt.onnx`), `error message names the file: ${message}`);
     assert.match(message, /corrupt|truncated|past the end/i);
