@@ -14,17 +14,8 @@ import { ModelProto, NodeProto } from '../../src/onnx/proto';
 import { DEFAULT_CONFIG, QuantConfig } from '../../src/quant/config';
 import { quantizeDynamic } from '../../src/quant/graph/dynamic';
 import { floatTensor, REAL_MODELS, realModelFeeds, runModel, type Feeds } from '../helpers/ort';
+import { sqnrDb } from '../helpers/reference';
 
-/** Signal-to-quantization-noise ratio of `test` against `ref`, in dB (Infinity when identical). */
-function sqnrDb(ref: ArrayLike<number>, test: ArrayLike<number>): number {
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < ref.length; i++) {
-    signal += ref[i]! * ref[i]!;
-    noise += (ref[i]! - test[i]!) ** 2;
-  }
-  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
-}
 
 const cfg = (o: Partial<QuantConfig> = {}): QuantConfig => ({ ...DEFAULT_CONFIG, mode: 'dynamic', ...o });
 

@@ -13,17 +13,8 @@ import { constantTensor, OnnxModel, walkGraphs } from '../../src/onnx/model';
 import { ModelProto, NodeProto, TensorProto } from '../../src/onnx/proto';
 import { convertFp16 } from '../../src/quant/graph/fp16';
 import { floatTensor, REAL_MODELS, realModelFeeds, runModel, type Feeds } from '../helpers/ort';
+import { sqnrDb } from '../helpers/reference';
 
-/** Signal-to-quantization-noise ratio of `test` against `ref`, in dB (Infinity when identical). */
-function sqnrDb(ref: ArrayLike<number>, test: ArrayLike<number>): number {
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < ref.length; i++) {
-    signal += ref[i]! * ref[i]!;
-    noise += (ref[i]! - test[i]!) ** 2;
-  }
-  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
-}
 
 /** Every weight tensor: initializers and Constant values, in every graph. */
 function weights(model: ModelProto): TensorProto[] {

@@ -15,6 +15,7 @@ import { DEFAULT_CONFIG, QuantConfig } from '../../src/quant/config';
 import { quantizeStaticQdq } from '../../src/quant/graph/qdq';
 import { FloatRange } from '../../src/quant/types';
 import { floatTensor, runModel } from '../helpers/ort';
+import { sqnrDb as sqnr, widen } from '../helpers/reference';
 
 const readWeight = (t: Parameters<typeof tensorToFloat32>[0]) => tensorToFloat32(t);
 
@@ -37,23 +38,10 @@ async function observeAll(proto: ModelProto, feedsList: Record<string, ort.Tenso
   const session = await ort.InferenceSession.create(encodeModel(copy));
   const ranges = new Map<string, FloatRange>();
   for (const feeds of feedsList) {
-    for (const [k, v] of Object.entries(feeds)) {
-      const d = v.data as Float32Array;
-      const r = ranges.get(k) ?? { min: Infinity, max: -Infinity };
-      for (const x of d) {
-        r.min = Math.min(r.min, x);
-        r.max = Math.max(r.max, x);
-      }
-      ranges.set(k, r);
-    }
     const out = await session.run(feeds);
-    for (const [k, v] of Object.entries(out)) {
-      const d = v.data as Float32Array;
+    for (const [k, v] of [...Object.entries(feeds), ...Object.entries(out)]) {
       const r = ranges.get(k) ?? { min: Infinity, max: -Infinity };
-      for (const x of d) {
-        r.min = Math.min(r.min, x);
-        r.max = Math.max(r.max, x);
-      }
+      widen(r, v.data as Float32Array);
       ranges.set(k, r);
     }
   }
@@ -61,15 +49,6 @@ async function observeAll(proto: ModelProto, feedsList: Record<string, ort.Tenso
   return ranges;
 }
 
-function sqnr(ref: Float32Array, test: Float32Array): number {
-  let s = 0;
-  let e = 0;
-  for (let i = 0; i < ref.length; i++) {
-    s += ref[i]! ** 2;
-    e += (ref[i]! - test[i]!) ** 2;
-  }
-  return 10 * Math.log10(s / e);
-}
 
 describe('static QDQ', () => {
   it('Gemm: weights, bias and activation parameters as computed by hand; onnxruntime matches the simulated arithmetic', async () => {

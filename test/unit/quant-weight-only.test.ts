@@ -15,17 +15,8 @@ import { tensorToFloat32, tensorValues } from '../../src/onnx/tensor-data';
 import { DEFAULT_CONFIG, QuantConfig } from '../../src/quant/config';
 import { quantizeWeightOnly } from '../../src/quant/graph/weight-only';
 import { floatTensor, REAL_MODELS, realModelFeeds, runModel } from '../helpers/ort';
+import { sqnrDb } from '../helpers/reference';
 
-/** Signal-to-quantization-noise ratio of `test` against `ref`, in dB (Infinity when identical). */
-function sqnrDb(ref: ArrayLike<number>, test: ArrayLike<number>): number {
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < ref.length; i++) {
-    signal += ref[i]! * ref[i]!;
-    noise += (ref[i]! - test[i]!) ** 2;
-  }
-  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
-}
 
 const cfg = (o: Partial<QuantConfig> = {}): QuantConfig => ({ ...DEFAULT_CONFIG, mode: 'weight-only', weightType: 'int4', ...o });
 
