@@ -1,5 +1,6 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import * as os from 'node:os';
+import { benchAnalysis } from './analysis';
 import { benchInspect } from './inspect';
 import { benchObservers } from './observers';
 import { benchQuantize } from './quantize';
@@ -11,6 +12,8 @@ async function main(): Promise<void> {
   for (const line of benchObservers()) console.log(line);
   console.log('');
   for (const line of await benchQuantize()) console.log(line);
+  console.log('');
+  for (const line of await benchAnalysis()) console.log(line);
 }
 
 void main();

@@ -7,6 +7,7 @@ import { OnnxFormatError } from '../onnx/errors';
 import { runDemo } from './demo';
 import { runInspect } from './inspect';
 import { CliUsageError, QUANTIZE_USAGE, runQuantize } from './quantize';
+import { ANALYZE_USAGE, runAnalyze } from './analyze';
 import { RecipeError } from '../quant/recipe';
 import { QuantizationError } from '../quant/errors';
 import { SampleDataError } from '../runtime/samples';
@@ -19,6 +20,7 @@ commands:
   inspect <model.onnx> [--json]   summary: inputs, outputs, opsets, op types, weights
   demo [--out <dir>] [--json]     build the bundled default model and calibration data, quantize it, report
 ${QUANTIZE_USAGE}
+${ANALYZE_USAGE}
 
 options:
   --json        print one JSON object on stdout
@@ -69,6 +71,9 @@ export async function main(argv: string[], io: CliIO = processIO, signal?: Abort
       }
       case 'quantize':
         await runQuantize(rest, io, signal);
+        return 0;
+      case 'analyze':
+        await runAnalyze(rest, io, signal);
         return 0;
       default:
         throw new UsageError(`unknown command "${command}"`);

@@ -38,6 +38,7 @@ export const QUANTIZE_OPTIONS = {
   recipe: { type: 'string' },
   'no-fold-batchnorm': { type: 'boolean' },
   dim: { type: 'string', multiple: true },
+  fixed: { type: 'string', multiple: true },
   'image-resize': { type: 'string' },
   'image-scale': { type: 'string' },
   'image-mean': { type: 'string' },
@@ -66,6 +67,7 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --recipe FILE           settings and per-node overrides (the command line wins)
       --no-fold-batchnorm     keep BatchNormalization nodes
       --dim NAME=SIZE         size of a symbolic input dim for synthetic data (repeatable)
+      --fixed INPUT=V1,V2,…   exact values of an input for synthetic data, e.g. --fixed sr=16000
       --image-resize model|HxW --image-scale S --image-mean a,b,c --image-std a,b,c
       --image-layout NCHW|NHWC --image-channels RGB|BGR|GRAY
       --threads N  --latency-runs N (default 20; 0 skips)  --progress ndjson`;
@@ -178,11 +180,22 @@ function dims(v: Values): Record<string, number> {
   return out;
 }
 
+function fixedValues(v: Values): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const f of v.fixed ?? []) {
+    const m = /^([^=]+)=(.+)$/.exec(f);
+    const values = m ? numbers(m[2], 'fixed') : undefined;
+    if (!m || !values) throw new CliUsageError(`--fixed: expected INPUT=V1,V2,…, got "${f}"`);
+    out[m[1]!] = values;
+  }
+  return out;
+}
+
 /** Calibration and evaluation sources, and a sentence on how the evaluation set was chosen. */
 export function dataSources(v: Values, model: OnnxModel, config: QuantConfig): { calib: SampleSource; eval: SampleSource; evalNote: string } {
   const image = imageOptions(v);
   const folderOptions = image ? { image } : {};
-  const synthetic = (count: number, seed: number) => syntheticSource(model, { count, seed, dims: dims(v) });
+  const synthetic = (count: number, seed: number) => syntheticSource(model, { count, seed, dims: dims(v), fixed: fixedValues(v) });
   let calib: SampleSource;
   let evalSource: SampleSource;
   let evalNote: string;

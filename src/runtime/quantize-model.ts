@@ -6,7 +6,6 @@
  *
  * Nothing is written unless the quantized model loads and runs; the input is never modified.
  */
-import { defaultOpset, OpsetUpgradeError, upgradeOpset } from '../onnx/opset-upgrade';
 import { encodeModel } from '../onnx/encode';
 import { constantTensor, OnnxModel } from '../onnx/model';
 import { GraphView } from '../onnx/graph';
@@ -22,6 +21,7 @@ import { clipLowerBound, quantizeStaticQdq } from '../quant/graph/qdq';
 import { quantizeWeightOnly } from '../quant/graph/weight-only';
 import { SkippedNode, TransformedNode } from '../quant/graph/edit';
 import { TARGET_PRESETS } from '../quant/presets';
+import { placeQdq } from '../quant/graph/placement';
 import { FloatRange } from '../quant/types';
 import { calibrate, chooseRange } from './calibrate';
 import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
@@ -112,51 +112,15 @@ export function calibrationTensors(proto: ModelProto, config: QuantConfig): stri
   return [...names];
 }
 
-function is16Bit(t: string): boolean {
-  return t === 'uint16' || t === 'int16';
-}
-
-/**
- * Chooses where Q/DQ ops live. Standard ONNX needs default opset ≥ 13 (per-channel axis) or ≥ 21
- * (16-bit types); older models are upgraded when every op can be, else onnxruntime's contrib Q/DQ
- * (com.microsoft) is used, which onnxruntime fuses the same way.
- */
-function chooseQdqDomain(
-  proto: ModelProto,
-  config: QuantConfig,
-  notes: string[],
-  warnings: string[],
-): { proto: ModelProto; domain: '' | 'com.microsoft' } {
-  const wants16 = is16Bit(config.activationType) || Object.values(config.nodes).some((o) => o.activationType && is16Bit(o.activationType));
-  const need = wants16 ? 21 : 13;
-  const current = defaultOpset(proto) ?? 0;
-  if (current >= need) return { proto, domain: '' };
+/** placeQdq, with its notes in the report; an unreachable standard-only target is an error. */
+function chooseQdqDomain(proto: ModelProto, config: QuantConfig, notes: string[], warnings: string[]): { proto: ModelProto; domain: '' | 'com.microsoft' } {
+  const placed = placeQdq(proto, config);
   const standardOnly = config.target ? TARGET_PRESETS[config.target].standardOpsOnly : false;
-  let firstError: OpsetUpgradeError | undefined;
-  // Standard Q/DQ at the opset the types need; else (16-bit) contrib Q/DQ on an opset-13 model:
-  // onnxruntime's own bias-quantization pass emits standard DequantizeLinear with an axis, which
-  // an older default opset rejects.
-  for (const [target, domain] of [
-    [need, ''],
-    [13, 'com.microsoft'],
-  ] as const) {
-    if (domain === 'com.microsoft' && (standardOnly || !wants16)) continue;
-    if (current >= target) {
-      notes.push(`16-bit activations: onnxruntime's com.microsoft QuantizeLinear/DequantizeLinear (standard ones need opset 21)`);
-      return { proto, domain };
-    }
-    try {
-      const up = upgradeOpset(proto, target);
-      notes.push(`opset ${current} → ${target} for ${domain ? "onnxruntime's com.microsoft" : 'standard'} Q/DQ${up.changes.length ? `: ${up.changes.join('; ')}` : ''}`);
-      return { proto: up.model, domain };
-    } catch (err) {
-      if (!(err instanceof OpsetUpgradeError)) throw err;
-      firstError ??= err;
-    }
+  if (placed.upgradeError && standardOnly) {
+    throw new QuantizedModelError('<model>', `target ${config.target} needs standard Q/DQ at opset ${placed.needOpset}, and ${placed.upgradeError}`);
   }
-  if (standardOnly) throw new QuantizedModelError('<model>', `target ${config.target} needs standard Q/DQ at opset ${need}, and ${firstError!.message}`);
-  warnings.push(`${firstError!.message}; using onnxruntime's com.microsoft Q/DQ ops instead`);
-  return { proto, domain: 'com.microsoft' };
+  (placed.upgradeError ? warnings : notes).push(...placed.notes);
+  return { proto: placed.proto, domain: placed.domain };
 }
 
 /** Runs the pipeline. Throws OnnxFormatError, SampleDataError, QuantizedModelError, or an AbortError. */

@@ -22,14 +22,18 @@ describe('dist/cli.js', { skip: fs.existsSync(CLI) ? false : 'run `npm run build
     assert.equal(j.weights.byLocation.constant, 250);
   });
 
-  it('demo builds the default model and inspects it', () => {
+  it('demo builds the default model and its calibration data, and quantizes it', () => {
     const { dir, cleanup } = tempDir();
     try {
       const r = run(['demo', '--out', dir, '--json']);
       assert.equal(r.code, 0, r.stderr);
       const j = JSON.parse(r.stdout);
-      assert.deepEqual(j.opTypes, { Conv: 4, Relu: 4, MaxPool: 1, GlobalAveragePool: 1, Flatten: 1, Gemm: 1, Softmax: 1 });
-      assert.ok(fs.existsSync(path.join(dir, 'demo-cnn.onnx')));
+      assert.equal(j.mode, 'static');
+      assert.equal(j.quantizedNodes, 12);
+      assert.equal(j.calibration.synthetic, false);
+      assert.ok(j.eval.outputs[0].sqnrDb > 30, `SQNR ${j.eval.outputs[0].sqnrDb}`);
+      assert.ok(j.sizeBytes.ratio > 3.5, `size ratio ${j.sizeBytes.ratio}`);
+      assert.ok(fs.existsSync(path.join(dir, 'demo-cnn.int8.onnx')));
     } finally {
       cleanup();
     }
