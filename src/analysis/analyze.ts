@@ -52,6 +52,8 @@ import { foldedActivation, localPass, type LocalLayerResult, type RuntimeLayer }
 import { suggest, type Choice, type Plan, type Suggestion, type SuggestLayer, type Verification } from './suggest';
 import { loadModelForAnalysis } from './load';
 import { weightStats, weightStatsOfBytes } from './weight-stats';
+import { elementCount } from '../onnx/tensor-data';
+import { OnnxFormatError } from '../onnx/errors';
 
 export type SensitivityMode = 'none' | 'local' | 'global';
 
@@ -261,6 +263,10 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
         // BatchNormalization) becomes one Float32Array, dropped before the next tensor is read.
         const t = w.constant.tensor;
         const raw = t.dataType === DataType.FLOAT && !(layer.fold && w.role === 'weight') ? model.rawBytes(t) : undefined;
+        // A corrupt file can hold fewer or more bytes than the dims say: refuse it, naming the tensor.
+        if (raw && raw.byteLength !== 4 * elementCount(t.dims, t.name, model.file)) {
+          throw new OnnxFormatError(`${model.file}: tensor "${t.name}": raw_data has ${raw.byteLength} bytes, expected ${4 * elementCount(t.dims)} for dims [${t.dims.join(', ')}] of type float32`, { file: model.file, tensor: t.name });
+        }
         const s = raw ? weightStatsOfBytes(raw, w.layout, statsOptions) : weightStats(layerWeightValues(layer, w, toFloat32), w.layout, statsOptions);
         const r = weightReport(w.input, w.dims, s, w.role === 'weight' ? layer.fold?.node : undefined);
         if (w.role === 'weight') weight = r;

@@ -91,8 +91,13 @@ export async function main(argv: string[], io: CliIO = processIO, signal?: Abort
       io.err(`onnx-quant: ${err.message}`);
       return 2;
     }
-    // The quantized result failed verification, or onnxruntime rejected the input model.
-    if (err instanceof QuantizedModelError || err instanceof ModelLoadError || err instanceof ModelRunError) {
+    // onnxruntime rejected the input model (or the data): bad input.
+    if (err instanceof ModelLoadError || err instanceof ModelRunError) {
+      io.err(`onnx-quant: ${err.message}`);
+      return 2;
+    }
+    // The quantized result failed verification: our failure, nothing was written.
+    if (err instanceof QuantizedModelError) {
       io.err(`onnx-quant: ${err.message}`);
       return 1;
     }

@@ -4,10 +4,22 @@
  * would leave it (absolute paths, `..`, symlinks pointing outside), and read lazily, one tensor at
  * a time, so that models over 2 GB never need their weights in memory at once.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { byteSizeOf, DataType, isKnownDataType } from './dtypes';
 import { OnnxFormatError } from './errors';
 import { TensorDataLocation, TensorProto } from './proto';
+
+/** A name or path from the model file, quoted and escaped so that error messages stay on one line. */
+function q(s: string): string {
+  return JSON.stringify(s);
+}
+
+/** Control characters escaped (as in JSON), for a name shown without quotes. */
+function unquoted(s: string): string {
+  return s.replace(/[\u0000-\u001f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}
 
 export interface ExternalDataRef {
   location: string;
@@ -22,11 +34,11 @@ export function isExternal(t: TensorProto): boolean {
 
 function parseNonNegative(value: string, key: string, t: TensorProto, file: string): number {
   if (!/^\d+$/.test(value)) {
-    throw new OnnxFormatError(`${file}: tensor "${t.name}": external data ${key} "${value}" is not a non-negative integer`, { file, tensor: t.name });
+    throw new OnnxFormatError(`${file}: tensor ${q(t.name)}: external data ${key} ${q(value)} is not a non-negative integer`, { file, tensor: t.name });
   }
   const n = Number(value);
   if (!Number.isSafeInteger(n)) {
-    throw new OnnxFormatError(`${file}: tensor "${t.name}": external data ${key} ${value} is too large`, { file, tensor: t.name });
+    throw new OnnxFormatError(`${file}: tensor ${q(t.name)}: external data ${key} ${q(value)} is too large`, { file, tensor: t.name });
   }
   return n;
 }
@@ -41,7 +53,7 @@ export function externalDataRef(t: TensorProto, modelFile: string): ExternalData
     else if (key === 'length') length = parseNonNegative(value, key, t, modelFile);
   }
   if (!location) {
-    throw new OnnxFormatError(`${modelFile}: tensor "${t.name}": external data has no location`, { file: modelFile, tensor: t.name });
+    throw new OnnxFormatError(`${modelFile}: tensor ${q(t.name)}: external data has no location`, { file: modelFile, tensor: t.name });
   }
   return { location, offset, length };
 }
@@ -52,7 +64,7 @@ export function externalDataRef(t: TensorProto, modelFile: string): ExternalData
  */
 export function resolveExternalPath(modelDir: string, location: string, modelFile: string, tensor: string): string {
   const fail = (why: string) =>
-    new OnnxFormatError(`${modelFile}: tensor "${tensor}": external data location "${location}" ${why}`, { file: modelFile, tensor });
+    new OnnxFormatError(`${modelFile}: tensor ${q(tensor)}: external data location ${q(location)} ${why}`, { file: modelFile, tensor });
   if (location.includes('\0')) throw fail('contains a NUL character');
   if (path.isAbsolute(location) || path.win32.isAbsolute(location)) throw fail('is an absolute path; only paths inside the model folder are allowed');
   const parts = location.split(/[\\/]+/);
@@ -64,11 +76,26 @@ export function resolveExternalPath(modelDir: string, location: string, modelFil
   try {
     real = fs.realpathSync(full);
   } catch {
-    throw fail(`does not exist (looked for ${full})`);
+    throw fail(`does not exist (looked for ${q(full)})`);
   }
   const realRoot = fs.realpathSync(root);
   if (real !== realRoot && !real.startsWith(realRoot + path.sep)) throw fail('is a link that leaves the model folder');
   return real;
+}
+
+/**
+ * Bytes a tensor's data must have, from its dims and fixed-size type; undefined when that is not
+ * known (strings, unknown types, invalid dims: later decoding reports those).
+ */
+function expectedBytes(t: TensorProto): number | undefined {
+  if (!isKnownDataType(t.dataType) || t.dataType === DataType.UNDEFINED || t.dataType === DataType.STRING) return undefined;
+  let n = 1;
+  for (const d of t.dims) {
+    if (!Number.isSafeInteger(d) || d < 0) return undefined;
+    n *= d;
+    if (!Number.isSafeInteger(n)) return undefined;
+  }
+  return byteSizeOf(t.dataType, n);
 }
 
 /**
@@ -82,12 +109,28 @@ export class ExternalDataReader {
     private readonly modelFile: string,
   ) {}
 
+  private fail(tensor: string, message: string): OnnxFormatError {
+    return new OnnxFormatError(`${this.modelFile}: tensor ${q(tensor)}: ${message}`, { file: this.modelFile, tensor });
+  }
+
   private open(location: string, tensor: string): { fd: number; size: number; path: string } {
     const file = resolveExternalPath(this.modelDir, location, this.modelFile, tensor);
     let entry = this.fds.get(file);
     if (!entry) {
-      const fd = fs.openSync(file, 'r');
-      entry = { fd, size: fs.fstatSync(fd).size };
+      // Non-blocking, so that a FIFO (or another special file) planted as the data file cannot
+      // block the open; only regular files are read.
+      let fd: number;
+      try {
+        fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+      } catch (err) {
+        throw this.fail(tensor, `cannot open external data file ${q(location)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      const st = fs.fstatSync(fd);
+      if (!st.isFile()) {
+        fs.closeSync(fd);
+        throw this.fail(tensor, `external data location ${q(location)} is not a regular file`);
+      }
+      entry = { fd, size: st.size };
       this.fds.set(file, entry);
     }
     return { ...entry, path: file };
@@ -100,22 +143,42 @@ export class ExternalDataReader {
     const length = ref.length ?? size - ref.offset;
     if (ref.offset > size || length < 0 || ref.offset + length > size) {
       throw new OnnxFormatError(
-        `${this.modelFile}: tensor "${t.name}": external data range ${ref.offset}+${ref.length ?? '?'} is past the end of ${ref.location} (${size} bytes)`,
+        `${this.modelFile}: tensor ${q(t.name)}: external data range ${ref.offset}+${ref.length ?? '?'} is past the end of ${unquoted(ref.location)} (${size} bytes)`,
         { file: this.modelFile, tensor: t.name },
       );
     }
     return { path: file, offset: ref.offset, length };
   }
 
-  /** Reads a tensor's bytes. The length was checked against the file size before allocating. */
+  /**
+   * Reads a tensor's bytes. Before anything is allocated, the range is checked against the data
+   * file's size and, for fixed-size types, against the size the tensor's dims and type call for.
+   */
   read(t: TensorProto): Uint8Array {
     const { path: file, offset, length } = this.range(t);
+    const expected = expectedBytes(t);
+    if (expected !== undefined && expected !== length) {
+      throw this.fail(t.name, `external data has ${length} bytes, expected ${expected} for dims [${t.dims.join(', ')}]`);
+    }
+    if (length > bufferConstants.MAX_LENGTH) {
+      throw this.fail(t.name, `external data of ${length} bytes is too large to read into memory at once (limit ${bufferConstants.MAX_LENGTH})`);
+    }
     const { fd } = this.open(externalDataRef(t, this.modelFile).location, t.name);
-    const out = Buffer.allocUnsafe(length);
+    let out: Buffer;
+    try {
+      out = Buffer.allocUnsafe(length);
+    } catch (err) {
+      throw this.fail(t.name, `not enough memory to read ${length} bytes of external data (${(err as Error).message})`);
+    }
     let done = 0;
     while (done < length) {
-      const n = fs.readSync(fd, out, done, length - done, offset + done);
-      if (n === 0) throw new OnnxFormatError(`${this.modelFile}: tensor "${t.name}": ${file} ended early`, { file: this.modelFile, tensor: t.name });
+      let n: number;
+      try {
+        n = fs.readSync(fd, out, done, length - done, offset + done);
+      } catch (err) {
+        throw this.fail(t.name, `cannot read ${q(file)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      if (n === 0) throw this.fail(t.name, `${q(file)} ended early`);
       done += n;
     }
     return out;

@@ -9,6 +9,7 @@ import { OnnxFormatError } from './errors';
 import { ExternalDataReader, isExternal } from './external-data';
 import { GraphView } from './graph';
 import { AttributeProto, AttributeType, emptyTensor, GraphProto, ModelProto, NodeProto, TensorProto } from './proto';
+import { elementCount } from './tensor-data';
 
 export type WeightKind = 'initializer' | 'constant';
 
@@ -68,7 +69,11 @@ export class OnnxModel {
     if (!proto.graph || proto.irVersion <= 0) {
       throw new OnnxFormatError(`${file}: not an ONNX model (no ${!proto.graph ? 'graph' : 'IR version'} found)`, { file });
     }
-    return new OnnxModel(file, buffer, proto);
+    const model = new OnnxModel(file, buffer, proto);
+    // Dims that are negative or multiply past 2^53 make every size computed from them meaningless:
+    // refuse them here, with the file and tensor named, rather than wherever a size is first needed.
+    for (const w of model.weights()) elementCount(w.tensor.dims, w.tensor.name || w.name, file);
+    return model;
   }
 
   /** Wraps a model built or transformed in memory. */

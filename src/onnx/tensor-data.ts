@@ -71,7 +71,7 @@ interface Where {
 
 function formatError(w: Where, message: string): OnnxFormatError {
   const prefix = w.file ? `${w.file}: ` : '';
-  return new OnnxFormatError(`${prefix}tensor "${w.name}": ${message}`, { file: w.file ?? '', tensor: w.name });
+  return new OnnxFormatError(`${prefix}tensor ${JSON.stringify(w.name)}: ${message}`, { file: w.file ?? '', tensor: w.name });
 }
 
 function shapeText(dims: readonly number[], dt: number): string {

@@ -206,7 +206,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     await checkRuns(transformed.model, model, options.eval, options.threads);
 
     onProgress?.({ phase: 'save', done: 0, total: 1 });
-    saveModel(transformed.model, options.output, { inputFile: options.input, readExternal: (t) => model.rawBytes(t)! });
+    // A model that keeps its weights in external data gets an output that does too.
+    const external = model.weights().some((w) => w.external);
+    saveModel(transformed.model, options.output, { inputFile: options.input, readExternal: (t) => model.rawBytes(t)!, externalData: external ? 'always' : 'auto' });
 
     throwIfAborted(signal, 'quantization');
     const cmp = await compareModels(options.input, options.output, options.eval, {

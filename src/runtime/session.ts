@@ -135,8 +135,9 @@ export async function runSession(
   }
 }
 
+/** onnxruntime's message on one line (it spans several; our errors are one line each). */
 function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  return (err instanceof Error ? err.message : String(err)).replace(/\s*\n\s*/g, ' ').trim();
 }
 
 // ---- cancellation ----

@@ -106,19 +106,19 @@ describe('synthetic samples', () => {
   it('errors say which dim or values to set', () => {
     fails(
       () => syntheticSource(model([['input', DataType.FLOAT, ['batch', 'sequence']]]), { count: 1 }),
-      'synthetic data: input "input" has shape ["batch","sequence"]; set the size of dim 1 "sequence" with dims: {"sequence": <size>}',
+      'model.onnx: synthetic data: input "input" has shape ["batch","sequence"]; set the size of dim 1 "sequence" with dims: {"sequence": <size>}',
     );
     fails(
       () => syntheticSource(model([['x', DataType.FLOAT, [1, '?']]]), { count: 1 }),
-      'synthetic data: input "x" has shape [1,"?"]; set the size of dim 1 with dims: {"x[1]": <size>}',
+      'model.onnx: synthetic data: input "x" has shape [1,"?"]; set the size of dim 1 with dims: {"x[1]": <size>}',
     );
     assert.deepEqual(syntheticSource(model([['x', DataType.FLOAT, [1, '?']]]), { count: 1, dims: { 'x[1]': 5 } }).description, 'synthetic: 1 sample, seed 0; x [1,5] N(0,1)');
     fails(
       () => syntheticSource(model([['sr', DataType.INT64, []]]), { count: 1 }),
-      'synthetic data: input "sr" is int64: its values cannot be guessed; give them with fixed: {"sr": [...]} or a range with ranges: {"sr": [lo, hi]}',
+      'model.onnx: synthetic data: input "sr" is int64: its values cannot be guessed; give them with fixed: {"sr": [...]} or a range with ranges: {"sr": [lo, hi]}',
     );
-    fails(() => syntheticSource(model([['x', DataType.FLOAT, [3]]]), { count: 1, fixed: { x: [1, 2] } }), 'synthetic data: fixed: 2 values for "x", which has 3 elements (give 3, or 1 to fill)');
-    fails(() => syntheticSource(model([['x', DataType.FLOAT, [3]]]), { count: 1, fixed: { y: [1] } }), 'synthetic data: fixed: "y" is not an input of the model');
-    fails(() => syntheticSource(model([['x', DataType.FLOAT, [3]]]), { count: 0 }), 'synthetic data: count must be a positive integer, got 0');
+    fails(() => syntheticSource(model([['x', DataType.FLOAT, [3]]]), { count: 1, fixed: { x: [1, 2] } }), 'model.onnx: synthetic data: fixed: 2 values for "x", which has 3 elements (give 3, or 1 to fill)');
+    fails(() => syntheticSource(model([['x', DataType.FLOAT, [3]]]), { count: 1, fixed: { y: [1] } }), 'model.onnx: synthetic data: fixed: "y" is not an input of the model');
+    fails(() => syntheticSource(model([['x', DataType.FLOAT, [3]]]), { count: 0 }), 'model.onnx: synthetic data: count must be a positive integer, got 0');
   });
 });

@@ -42,9 +42,19 @@ function fail(message: string): SampleDataError {
 }
 
 /** The concrete shape of an input, with every symbolic dim resolved. */
+/** Largest synthetic input we generate (256M elements, 1 GB of float32): a model declaring more is hostile or wrong. */
+const MAX_SYNTHETIC_ELEMENTS = 2 ** 28;
+
 function resolveShape(spec: InputSpec, dims: Record<string, number>): number[] {
   if (!spec.shape) throw fail(`input "${spec.name}" has no declared shape; give its values with fixed: {"${spec.name}": [...]}`);
-  return spec.shape.map((d, axis) => {
+  const shape = resolveDims(spec, dims);
+  const n = shape.reduce((a, b) => a * b, 1);
+  if (!(n <= MAX_SYNTHETIC_ELEMENTS)) throw fail(`input "${spec.name}" would have shape [${shape.join(', ')}] (${n} elements), more than the ${MAX_SYNTHETIC_ELEMENTS} synthetic data allows; pass --calib data`);
+  return shape;
+}
+
+function resolveDims(spec: InputSpec, dims: Record<string, number>): number[] {
+  return spec.shape!.map((d, axis) => {
     if (typeof d === 'number' && d >= 0) return d;
     const key = `${spec.name}[${axis}]`;
     const size = dims[key] ?? (typeof d === 'string' && d !== '?' ? dims[d] : undefined);
@@ -133,6 +143,16 @@ function sampleSeed(seed: number, k: number): number {
 }
 
 export function syntheticSource(model: OnnxModel, options: SyntheticOptions): SampleSource {
+  try {
+    return makeSyntheticSource(model, options);
+  } catch (err) {
+    // Errors name the model: the user has to know which file's inputs need sizes or values.
+    if (err instanceof SampleDataError && !err.file) throw new SampleDataError(`${model.file}: ${err.message}`, model.file);
+    throw err;
+  }
+}
+
+function makeSyntheticSource(model: OnnxModel, options: SyntheticOptions): SampleSource {
   const { count } = options;
   if (!Number.isSafeInteger(count) || count < 1) throw fail(`count must be a positive integer, got ${count}`);
   const seed = options.seed ?? 0;
