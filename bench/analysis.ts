@@ -23,25 +23,9 @@ import { computePerChannelQParams, computeQParams } from '../src/quant/params';
 import { channelMinMax, computeBlockwiseQParams, dequantize, dequantizeBlockwise, dequantizePerChannel, quantizeBlockwise, quantizePerChannel, quantizeTensor } from '../src/quant/quantize';
 import { syntheticSource } from '../src/runtime/data';
 import { DATA, isChild, mb, median, peakRssBytes, runChild } from './lib';
+import { bigCnn } from './models';
 
 const CNN = path.join(DATA, 'cnn-176mb.onnx');
-
-/** The 176 MB CNN of bench/inspect.ts (same builder, same seed), when that benchmark has not made it yet. */
-function bigCnn(file = CNN): string {
-  if (fs.existsSync(file)) return file;
-  const b = new ModelBuilder({ opset: 17, seed: 11 });
-  let x = b.input('x', DataType.FLOAT, [1, 3, 224, 224]);
-  x = b.relu(b.conv(x, 3, 512, 3));
-  for (let i = 0; i < 18; i++) x = b.relu(b.conv(x, 512, 512, 3));
-  x = b.node('GlobalAveragePool', [x]);
-  x = b.node('Flatten', [x]);
-  x = b.relu(b.gemm(x, 512, 1000));
-  x = b.gemm(x, 1000, 1000);
-  b.output(x, DataType.FLOAT, [1, 1000]);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  saveModel(b.build(), file);
-  return file;
-}
 
 /** A ResNet-style network at 96×96 for the worker benchmark: 13 Conv layers and a Gemm. */
 function resnetSmall(file = path.join(DATA, 'analysis-resnet-small.onnx')): string {
@@ -179,7 +163,7 @@ function childMain(mode: string, file: string): void {
 }
 
 export function memory(): string[] {
-  const file = bigCnn();
+  const file = bigCnn(CNN); // the 176 MB CNN of bench/inspect.ts, built if that benchmark has not made it yet
   const size = fs.statSync(file).size;
   const med = (mode: string): ChildMeasure => {
     const runs = [0, 1, 2].map(() => runChild<ChildMeasure>(__filename, [mode, file]));

@@ -13,6 +13,7 @@ import { ModelBuilder } from '../src/onnx/builder';
 import { DataType } from '../src/onnx/dtypes';
 import { OnnxModel } from '../src/onnx/model';
 import { saveModel } from '../src/onnx/save';
+import { bigCnn } from './models';
 import { summarizeModel } from '../src/onnx/summary';
 
 const DATA = path.join(__dirname, '.data');
@@ -21,21 +22,6 @@ interface Measure {
   ms: number;
   maxRssBytes: number;
   detail?: string;
-}
-
-/** Builds a VGG-style float32 CNN whose weights total about 176 MB (44M parameters). */
-function bigCnn(file: string): void {
-  if (fs.existsSync(file)) return;
-  const b = new ModelBuilder({ opset: 17, seed: 11 });
-  let x = b.input('x', DataType.FLOAT, [1, 3, 224, 224]);
-  x = b.relu(b.conv(x, 3, 512, 3));
-  for (let i = 0; i < 18; i++) x = b.relu(b.conv(x, 512, 512, 3));
-  x = b.node('GlobalAveragePool', [x]);
-  x = b.node('Flatten', [x]);
-  x = b.relu(b.gemm(x, 512, 1000));
-  x = b.gemm(x, 1000, 1000);
-  b.output(x, DataType.FLOAT, [1, 1000]);
-  saveModel(b.build(), file);
 }
 
 /** A chain of 200,000 Relu/Neg nodes: many small protobuf messages, no weights. */

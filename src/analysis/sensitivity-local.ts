@@ -31,7 +31,7 @@ import { MetricAccumulator } from '../quant/metrics';
 import type { FloatRange } from '../quant/types';
 import { withExtraOutputs } from '../runtime/calibrate';
 import type { Sample, SampleSource } from '../runtime/samples';
-import { createSession, raceAbort, runSession, throwIfAborted } from '../runtime/session';
+import { createSession, forEachSample, runSession, throwIfAborted } from '../runtime/session';
 import { ChannelPeaks, type ChannelUsage } from './activation-stats';
 
 export type Precision = 'int8' | 'int16' | 'int4';
@@ -240,69 +240,54 @@ export async function localPass(o: LocalPassOptions): Promise<LocalPassResult> {
     const dims = new Map<string, number[]>();
     const metrics = new Map<string, MetricAccumulator>();
     const localInputs = localSession ? localSession.inputNames : [];
-    let samples = 0;
-    const iterator = o.source.samples(signal)[Symbol.asyncIterator]();
-    let finished = false;
-    try {
-      for (;;) {
-        throwIfAborted(signal, what);
-        const next = await raceAbort(iterator.next(), signal, what);
-        if (next.done) {
-          finished = true;
-          break;
-        }
-        const sample: Sample = next.value;
-        const context = `analysis sample ${samples + 1}`;
-        const outs = fetches.length ? await runSession(floatSession, sample, fetches, model.file, context) : {};
-        const tensorOf = (name: string): ort.Tensor | undefined => outs[name] ?? (graphInputs.has(name) ? sample[name] : undefined);
-        for (const name of new Set(layers.flatMap((l) => [l.input, l.output]))) {
-          const t = tensorOf(name);
-          const data = asFloat32(t);
-          if (!t || !data) continue;
-          if (!dims.has(name)) dims.set(name, [...t.dims]);
-          let p = peaks.get(name);
-          if (!p) peaks.set(name, (p = new ChannelPeaks()));
-          p.update(data, t.dims);
-        }
-        if (localSession && local) {
-          const feeds: Sample = {};
-          let complete = true;
-          for (const name of localInputs) {
-            const src = name.endsWith(`${VARIANT_SEP}a16`) ? name.slice(0, -`${VARIANT_SEP}a16`.length) : name;
-            const t = tensorOf(src);
-            if (!t || !asFloat32(t)) {
-              complete = false;
-              break;
-            }
-            feeds[name] = t;
-          }
-          if (complete) {
-            const q = await runSession(localSession, feeds, undefined, `${model.file} (local sensitivity model)`, context);
-            for (const l of layers) {
-              const v = local.variants.get(l.name);
-              const ref = asFloat32(tensorOf(l.nodeOutput));
-              if (!v || !ref) continue;
-              for (const [p, out] of Object.entries(v) as [Precision, string][]) {
-                const test = asFloat32(q[out]);
-                if (!test || test.length !== ref.length) continue;
-                const key = `${l.name}${VARIANT_SEP}${p}`;
-                let m = metrics.get(key);
-                if (!m) metrics.set(key, (m = new MetricAccumulator()));
-                m.add(ref, test);
-              }
-            }
-            for (const t of Object.values(q)) t.dispose();
-          } else if (samples === 0) {
-            notes.push('local sensitivity: some layer inputs are not float32 tensors the float model exposes; skipped');
-          }
-        }
-        for (const t of Object.values(outs)) t.dispose();
-        samples++;
-        o.onProgress?.(samples, o.source.count);
+    const samples = await forEachSample(o.source, signal, what, async (sample, index) => {
+      const context = `analysis sample ${index + 1}`;
+      const outs = fetches.length ? await runSession(floatSession, sample, fetches, model.file, context) : {};
+      const tensorOf = (name: string): ort.Tensor | undefined => outs[name] ?? (graphInputs.has(name) ? sample[name] : undefined);
+      for (const name of new Set(layers.flatMap((l) => [l.input, l.output]))) {
+        const t = tensorOf(name);
+        const data = asFloat32(t);
+        if (!t || !data) continue;
+        if (!dims.has(name)) dims.set(name, [...t.dims]);
+        let p = peaks.get(name);
+        if (!p) peaks.set(name, (p = new ChannelPeaks()));
+        p.update(data, t.dims);
       }
-    } finally {
-      if (!finished) void iterator.return?.()?.catch(() => undefined);
-    }
+      if (localSession && local) {
+        const feeds: Sample = {};
+        let complete = true;
+        for (const name of localInputs) {
+          const src = name.endsWith(`${VARIANT_SEP}a16`) ? name.slice(0, -`${VARIANT_SEP}a16`.length) : name;
+          const t = tensorOf(src);
+          if (!t || !asFloat32(t)) {
+            complete = false;
+            break;
+          }
+          feeds[name] = t;
+        }
+        if (complete) {
+          const q = await runSession(localSession, feeds, undefined, `${model.file} (local sensitivity model)`, context);
+          for (const l of layers) {
+            const v = local.variants.get(l.name);
+            const ref = asFloat32(tensorOf(l.nodeOutput));
+            if (!v || !ref) continue;
+            for (const [p, out] of Object.entries(v) as [Precision, string][]) {
+              const test = asFloat32(q[out]);
+              if (!test || test.length !== ref.length) continue;
+              const key = `${l.name}${VARIANT_SEP}${p}`;
+              let m = metrics.get(key);
+              if (!m) metrics.set(key, (m = new MetricAccumulator()));
+              m.add(ref, test);
+            }
+          }
+          for (const t of Object.values(q)) t.dispose();
+        } else if (index === 0) {
+          notes.push('local sensitivity: some layer inputs are not float32 tensors the float model exposes; skipped');
+        }
+      }
+      for (const t of Object.values(outs)) t.dispose();
+      o.onProgress?.(index + 1, o.source.count);
+    });
     const result = new Map<string, LocalLayerResult>();
     const shape = (name: string): TensorShapeInfo | undefined => {
       const d = dims.get(name);

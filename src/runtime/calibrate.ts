@@ -36,7 +36,7 @@ import {
   type QuantType,
 } from '../quant';
 import type { Sample, SampleSource } from './samples';
-import { createSession, raceAbort, runSession, throwIfAborted } from './session';
+import { createSession, forEachSample, runSession, throwIfAborted } from './session';
 
 export interface CalibrationProgress {
   done: number;
@@ -382,26 +382,13 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
       runner = new ReducingObserver(await createSession(reducing, sessionOptions), scalars, wholeAlways, makeFull, model.file, targets);
     }
 
-    const iterator = source.samples(signal)[Symbol.asyncIterator]();
-    let finished = false;
-    try {
-      for (;;) {
-        throwIfAborted(signal, what);
-        const next = await raceAbort(iterator.next(), signal, what);
-        if (next.done) {
-          finished = true;
-          break;
-        }
-        await runner.observe(next.value, samples);
-        const rss = process.memoryUsage.rss();
-        if (rss > peakRss) peakRss = rss;
-        samples++;
-        onProgress?.({ done: samples, total: source.count, phase: 'calibrate' });
-      }
-    } finally {
-      // Lets the source close its files; not awaited, since a cancelled source may still be mid-read.
-      if (!finished) void iterator.return?.()?.catch(() => undefined);
-    }
+    const observer = runner;
+    samples = await forEachSample(source, signal, what, async (sample, index) => {
+      await observer.observe(sample, index);
+      const rss = process.memoryUsage.rss();
+      if (rss > peakRss) peakRss = rss;
+      onProgress?.({ done: index + 1, total: source.count, phase: 'calibrate' });
+    });
   } finally {
     await first?.release();
     await runner?.release();

@@ -13,7 +13,7 @@ import { OnnxModel } from '../onnx/model';
 import { fp16ToFloat32 } from '../quant/fp16';
 import { looksLikeClassScores, MetricAccumulator, type NumericArray } from '../quant/metrics';
 import type { Sample, SampleSource } from './samples';
-import { createSession, ModelLoadError, ModelRunError, raceAbort, runSession, throwIfAborted } from './session';
+import { createSession, forEachSample, ModelLoadError, ModelRunError, runSession, throwIfAborted } from './session';
 
 export interface EvaluationProgress {
   done: number;
@@ -151,46 +151,31 @@ export async function compareModels(floatModel: ModelInput, quantModel: ModelInp
 
     let latencyMs: ComparisonResult['latencyMs'];
     const accumulators = new Map<string, MetricAccumulator>();
-    let samples = 0;
-    const iterator = source.samples(signal)[Symbol.asyncIterator]();
-    let finished = false;
-    try {
-      for (;;) {
-        throwIfAborted(signal, what);
-        const next = await raceAbort(iterator.next(), signal, what);
-        if (next.done) {
-          finished = true;
-          break;
+    const samples = await forEachSample(source, signal, what, async (sample, index) => {
+      const context = `evaluation sample ${index + 1}`;
+      if (index === 0 && latencyRuns > 0) latencyMs = await measureLatency(runFloat, runQuant, sample, latencyRuns, signal, onProgress);
+      const ref = await runFloat(sample, context);
+      const test = await runQuant(sample, context);
+      for (const name of names) {
+        const r = ref[name]!;
+        const t = test[name]!;
+        if (!sameDims(r.dims, t.dims)) {
+          throw new QuantizedModelError(quantName, `output "${name}" has shape [${t.dims.join(', ')}] instead of the float model's [${r.dims.join(', ')}] on ${context}`);
         }
-        const sample: Sample = next.value;
-        const context = `evaluation sample ${samples + 1}`;
-        if (samples === 0 && latencyRuns > 0) latencyMs = await measureLatency(runFloat, runQuant, sample, latencyRuns, signal, onProgress);
-        const ref = await runFloat(sample, context);
-        const test = await runQuant(sample, context);
-        for (const name of names) {
-          const r = ref[name]!;
-          const t = test[name]!;
-          if (!sameDims(r.dims, t.dims)) {
-            throw new QuantizedModelError(quantName, `output "${name}" has shape [${t.dims.join(', ')}] instead of the float model's [${r.dims.join(', ')}] on ${context}`);
-          }
-          const rv = numericValues(r);
-          const tv = numericValues(t);
-          if (!rv || !tv) continue;
-          let acc = accumulators.get(name);
-          if (!acc) {
-            // Decided once, on the first sample's float output: a model's output kind does not change.
-            const classes = looksLikeClassScores(r.dims, rv) ? r.dims[r.dims.length - 1] : undefined;
-            acc = new MetricAccumulator(classes);
-            accumulators.set(name, acc);
-          }
-          acc.add(rv, tv);
+        const rv = numericValues(r);
+        const tv = numericValues(t);
+        if (!rv || !tv) continue;
+        let acc = accumulators.get(name);
+        if (!acc) {
+          // Decided once, on the first sample's float output: a model's output kind does not change.
+          const classes = looksLikeClassScores(r.dims, rv) ? r.dims[r.dims.length - 1] : undefined;
+          acc = new MetricAccumulator(classes);
+          accumulators.set(name, acc);
         }
-        samples++;
-        onProgress?.({ done: samples, total: source.count, phase: 'evaluate' });
+        acc.add(rv, tv);
       }
-    } finally {
-      if (!finished) void iterator.return?.()?.catch(() => undefined);
-    }
+      onProgress?.({ done: index + 1, total: source.count, phase: 'evaluate' });
+    });
     if (samples === 0) throw new RangeError(`evaluation data "${source.description}" has no samples`);
 
     const outputs: OutputComparison[] = [];

@@ -10,6 +10,7 @@ import { encodeModel } from '../onnx/encode';
 import { isExternal } from '../onnx/external-data';
 import { OnnxModel, walkGraphs } from '../onnx/model';
 import type { ModelProto } from '../onnx/proto';
+import type { Sample } from './samples';
 
 /**
  * A model onnxruntime can load: a file path, serialized bytes, a decoded proto or a loaded model.
@@ -178,4 +179,35 @@ export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefine
       },
     );
   });
+}
+
+/**
+ * Runs `fn` on every sample of `source` in order, one at a time, checking `signal` before each
+ * (a stuck source is raced against it too). Returns the number of samples seen. When the loop ends
+ * early the source is told to close its files; that is not awaited, since a cancelled source may
+ * still be mid-read.
+ */
+export async function forEachSample(
+  source: { samples(signal?: AbortSignal): AsyncIterable<Sample> },
+  signal: AbortSignal | undefined,
+  what: string,
+  fn: (sample: Sample, index: number) => Promise<void>,
+): Promise<number> {
+  const iterator = source.samples(signal)[Symbol.asyncIterator]();
+  let count = 0;
+  let finished = false;
+  try {
+    for (;;) {
+      throwIfAborted(signal, what);
+      const next = await raceAbort(iterator.next(), signal, what);
+      if (next.done) {
+        finished = true;
+        return count;
+      }
+      await fn(next.value, count);
+      count++;
+    }
+  } finally {
+    if (!finished) void iterator.return?.()?.catch(() => undefined);
+  }
 }
