@@ -5,6 +5,7 @@
  */
 import * as vscode from 'vscode';
 import { MODEL_EDITOR_VIEW_TYPE, ModelEditorProvider } from './model-editor';
+import { ANALYZE_MODEL_COMMAND, analyzeCommand } from './analyze-command';
 
 export const INSPECT_MODEL_COMMAND = 'onnxQuant.inspectModel';
 
@@ -59,6 +60,26 @@ export function activate(context: vscode.ExtensionContext): void {
       } catch (err) {
         log.error(err instanceof Error ? err : String(err));
         void vscode.window.showErrorMessage(`ONNX Quant: could not open the model: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }),
+  );
+  // Findings of the analysis, on each model's URI; cleared when the file is deleted or renamed.
+  const diagnostics = vscode.languages.createDiagnosticCollection('onnx-quant');
+  const watcher = vscode.workspace.createFileSystemWatcher('**/*.onnx', true, true, false);
+  context.subscriptions.push(
+    diagnostics,
+    watcher,
+    watcher.onDidDelete((uri) => diagnostics.delete(uri)),
+    vscode.workspace.onDidRenameFiles((e) => e.files.forEach((f) => diagnostics.delete(f.oldUri))),
+    vscode.commands.registerCommand(ANALYZE_MODEL_COMMAND, async (arg: unknown) => {
+      const uri = isOnnxUri(arg) ? arg : (activeOnnxUri() ?? (await pickOnnxFile()));
+      if (!uri) return;
+      try {
+        await analyzeCommand(uri, diagnostics, log);
+      } catch (err) {
+        if (err instanceof Error && err.name === 'AbortError') return;
+        log.error(err instanceof Error ? err : String(err));
+        void vscode.window.showErrorMessage(`ONNX Quant: analysis failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }),
   );
