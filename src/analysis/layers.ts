@@ -9,6 +9,7 @@ import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto';
 import { isExcluded, QuantConfig } from '../quant/config';
 import { cloneModel, ConstantResolver, floatAttr, intAttr, isDefaultDomain, modelScopes, RawReader, ResolvedConstant, Scope, useCounts } from '../quant/graph/edit';
 import { WEIGHTED_OPS } from '../quant/graph/ops';
+import { scaleWeight } from '../quant/graph/fold-batchnorm';
 import { weightLayout, WeightLayout } from './weight-stats';
 
 /** Float element types a weight can have for analysis. */
@@ -149,38 +150,8 @@ function foldFor(
  * factor, rounded once to float32), or undefined when the shapes do not allow the fold.
  */
 export function foldedWeight(opType: string, dims: readonly number[], w: Float32Array, factor: Float64Array, node: NodeProto): Float32Array | undefined {
-  const channels = factor.length;
-  let outer = 1;
-  let lanes = channels;
-  let inner = 1;
-  let channelOf = (_o: number, k: number) => k;
-  if (opType === 'Conv') {
-    if (dims[0] !== channels) return undefined;
-    inner = w.length / channels;
-  } else if (opType === 'ConvTranspose') {
-    const group = intAttr(node, 'group', 1);
-    const perGroup = dims[1] ?? 0;
-    if (dims.length < 3 || perGroup * group !== channels) return undefined;
-    const inPerGroup = dims[0]! / group;
-    outer = dims[0]!;
-    lanes = perGroup;
-    inner = w.length / (outer * perGroup);
-    channelOf = (o, k) => Math.floor(o / inPerGroup) * perGroup + k;
-  } else {
-    const transB = intAttr(node, 'transB', 0) !== 0;
-    if (dims.length !== 2 || (transB ? dims[0] : dims[1]) !== channels) return undefined;
-    if (transB) inner = dims[1]!;
-    else outer = dims[0]!;
-  }
-  const out = new Float32Array(w.length);
-  let idx = 0;
-  for (let o = 0; o < outer; o++) {
-    for (let k = 0; k < lanes; k++) {
-      const f = factor[channelOf(o, k)]!;
-      for (let i = 0; i < inner; i++, idx++) out[idx] = w[idx]! * f;
-    }
-  }
-  return out;
+  const scaled = scaleWeight({ ...node, opType }, dims, w, factor);
+  return typeof scaled === 'string' ? undefined : scaled;
 }
 
 function staticNote(node: NodeProto, scope: Scope): string | undefined {

@@ -136,7 +136,7 @@ function planFold(
 }
 
 /** W scaled per output channel by `factor` (computed in float64, rounded once), or why it cannot be. */
-function scaleWeight(target: NodeProto, dims: readonly number[], w: Float32Array, factor: Float64Array): Float32Array | string {
+export function scaleWeight(target: NodeProto, dims: readonly number[], w: Float32Array, factor: Float64Array): Float32Array | string {
   const channels = factor.length;
   const where = `${target.opType} "${target.name}"`;
   // The weight's row-major layout is viewed as [outer, lanes, inner]; lane k of row o scales by factor[channelOf(o, k)].
