@@ -13,48 +13,21 @@ import * as path from 'node:path';
 import { analyzeModel } from '../src/analysis/analyze';
 import { allocateHeap } from '../src/analysis/weight-kernels';
 import { weightLayout, weightStats, weightStatsOfBytes } from '../src/analysis/weight-stats';
-import { ModelBuilder, Rng } from '../src/onnx/builder';
-import { DataType } from '../src/onnx/dtypes';
+import { Rng } from '../src/onnx/builder';
 import { OnnxModel } from '../src/onnx/model';
-import { saveModel } from '../src/onnx/save';
 import { DEFAULT_CONFIG } from '../src/quant/config';
 import { sqnrDb } from '../src/quant/metrics';
 import { computePerChannelQParams, computeQParams } from '../src/quant/params';
 import { channelMinMax, computeBlockwiseQParams, dequantize, dequantizeBlockwise, dequantizePerChannel, quantizeBlockwise, quantizePerChannel, quantizeTensor } from '../src/quant/quantize';
 import { syntheticSource } from '../src/runtime/data';
 import { DATA, isChild, mb, median, peakRssBytes, runChild } from './lib';
-import { bigCnn } from './models';
+import { bigCnn, resnet } from './models';
 
 const CNN = path.join(DATA, 'cnn-176mb.onnx');
 
 /** A ResNet-style network at 96×96 for the worker benchmark: 13 Conv layers and a Gemm. */
 function resnetSmall(file = path.join(DATA, 'analysis-resnet-small.onnx')): string {
-  if (fs.existsSync(file)) return file;
-  const b = new ModelBuilder({ opset: 17, seed: 23 });
-  let x = b.input('image', DataType.FLOAT, [1, 3, 96, 96]);
-  x = b.relu(b.conv(x, 3, 32, 3, { stride: 2 }));
-  let channels = 32;
-  for (const [out, stride] of [
-    [32, 1],
-    [64, 2],
-    [128, 2],
-  ] as const) {
-    for (let block = 0; block < 2; block++) {
-      const s = block === 0 ? stride : 1;
-      const inC = block === 0 ? channels : out;
-      let h = b.relu(b.conv(x, inC, out, 3, { stride: s }));
-      h = b.conv(h, out, out, 3);
-      const shortcut = s !== 1 || inC !== out ? b.conv(x, inC, out, 1, { stride: s, pad: 0 }) : x;
-      x = b.relu(b.node('Add', [h, shortcut]));
-    }
-    channels = out;
-  }
-  x = b.node('GlobalAveragePool', [x]);
-  x = b.node('Flatten', [x]);
-  b.output(b.gemm(x, channels, 100), DataType.FLOAT, [1, 100]);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  saveModel(b.build(), file);
-  return file;
+  return resnet(file, { seed: 23, size: 96, stem: { channels: 32, kernel: 3, stride: 2, pool: false }, stages: [[32, 1], [64, 2], [128, 2]], classes: 100 });
 }
 
 /**

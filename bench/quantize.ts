@@ -7,47 +7,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { ModelBuilder } from '../src/onnx/builder';
-import { DataType } from '../src/onnx/dtypes';
 import { OnnxModel } from '../src/onnx/model';
-import { saveModel } from '../src/onnx/save';
 import { DEFAULT_CONFIG } from '../src/quant/config';
 import { calibrate } from '../src/runtime/calibrate';
 import { syntheticSource } from '../src/runtime/data';
 import { calibrationTensors, quantizeModel } from '../src/runtime/quantize-model';
 import { DATA, isChild, mb, median, peakRssBytes, runChild } from './lib';
+import { resnet } from './models';
 
 const RESNET = path.join(DATA, 'resnet-ish.onnx');
 
-/** A ResNet-18-style network at 112×112: stem, 3 stages of residual 3×3 blocks, classifier. */
+/** A ResNet-18-style network at 112×112: 7×7 stem and max pool, 3 stages of residual 3×3 blocks. */
 export function buildResnetIsh(file = RESNET): string {
-  if (fs.existsSync(file)) return file;
-  const b = new ModelBuilder({ opset: 17, seed: 21 });
-  let x = b.input('image', DataType.FLOAT, [1, 3, 112, 112]);
-  x = b.relu(b.conv(x, 3, 64, 7, { stride: 2, pad: 3 }));
-  x = b.node('MaxPool', [x], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] });
-  let channels = 64;
-  for (const [out, stride] of [
-    [64, 1],
-    [128, 2],
-    [256, 2],
-  ] as const) {
-    for (let block = 0; block < 2; block++) {
-      const s = block === 0 ? stride : 1;
-      const inC = block === 0 ? channels : out;
-      let h = b.relu(b.conv(x, inC, out, 3, { stride: s }));
-      h = b.conv(h, out, out, 3);
-      const shortcut = s !== 1 || inC !== out ? b.conv(x, inC, out, 1, { stride: s, pad: 0 }) : x;
-      x = b.relu(b.node('Add', [h, shortcut]));
-    }
-    channels = out;
-  }
-  x = b.node('GlobalAveragePool', [x]);
-  x = b.node('Flatten', [x]);
-  b.output(b.gemm(x, channels, 1000), DataType.FLOAT, [1, 1000]);
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  saveModel(b.build(), file);
-  return file;
+  return resnet(file, { seed: 21, size: 112, stem: { channels: 64, kernel: 7, stride: 2, pool: true }, stages: [[64, 1], [128, 2], [256, 2]], classes: 1000 });
 }
 
 /** Seconds per sample: plain inference vs calibration, same samples, same thread count. */
