@@ -17,13 +17,13 @@ import { convertFp16 } from '../quant/graph/fp16';
 import { foldBatchNorm } from '../quant/graph/fold-batchnorm';
 import { quantizeDynamic } from '../quant/graph/dynamic';
 import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
-import { clipLowerBound, quantizeStaticQdq } from '../quant/graph/qdq';
+import { clipLowerBound, quantizeStaticQdq, RangeChooser, StaticQdqResult } from '../quant/graph/qdq';
 import { quantizeWeightOnly } from '../quant/graph/weight-only';
 import { SkippedNode, TransformedNode } from '../quant/graph/edit';
 import { TARGET_PRESETS } from '../quant/presets';
 import { placeQdq } from '../quant/graph/placement';
 import { FloatRange } from '../quant/types';
-import { calibrate, chooseRange } from './calibrate';
+import { calibrate, chooseRange, TensorStats } from './calibrate';
 import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
 import { compareModels, OutputComparison, QuantizedModelError } from './evaluate';
 import { SampleSource } from './samples';
@@ -123,6 +123,129 @@ function chooseQdqDomain(proto: ModelProto, config: QuantConfig, notes: string[]
   return { proto: placed.proto, domain: placed.domain };
 }
 
+/** Static mode, stage 1: the float model ready to calibrate and transform. */
+export interface StaticPlan {
+  /** The float model after preprocessing and Q/DQ placement (opset upgrade), quantized in place. */
+  proto: ModelProto;
+  /** `proto` with taken If branches inlined: what calibration runs. */
+  calibProto: ModelProto;
+  domain: '' | 'com.microsoft';
+  takenBranches: Map<string, Branch>;
+  /** Lines for the report's preprocessing and warnings sections. */
+  preprocessing: string[];
+  warnings: string[];
+}
+
+export interface StageOptions {
+  signal?: AbortSignal;
+  threads?: number;
+  onProgress?: (p: PipelineProgress) => void;
+}
+
+/** Stage 1 (static): fold BatchNorm, place Q/DQ (opset), find the If branches the data takes. */
+export async function prepareStatic(model: OnnxModel, config: QuantConfig, calib: SampleSource, opts: StageOptions = {}): Promise<StaticPlan> {
+  const { signal, onProgress } = opts;
+  const preprocessing: string[] = [];
+  const warnings: string[] = [];
+  onProgress?.({ phase: 'preprocess', done: 0, total: 1 });
+  let proto = model.proto;
+  if (config.foldBatchNorm) {
+    const folded = foldBatchNorm(model, config);
+    if (folded.quantized.length) {
+      proto = folded.model;
+      preprocessing.push(`folded ${folded.quantized.length} BatchNormalization node(s) into the preceding Conv/Gemm`);
+    }
+  }
+  const placed = chooseQdqDomain(proto, config, preprocessing, warnings);
+  proto = placed.proto;
+
+  // If branches every calibration sample takes are calibrated (inlined for calibration only)
+  // and quantized in place; branches taken by no sample or by some samples stay in float.
+  let calibProto = proto;
+  const takenBranches = new Map<string, Branch>();
+  if (quantizableIfNodes(proto).length) {
+    onProgress?.({ phase: 'calibrate', done: 0, total: calib.count, message: 'which If branches the data takes' });
+    const observed = await observeTakenBranches(model, proto, calib, { signal, threads: opts.threads });
+    const inl = inlineTakenBranches(proto, observed.taken);
+    calibProto = inl.model;
+    for (const name of inl.inlined) takenBranches.set(name, observed.taken.get(name)!);
+    for (const [name, branch] of takenBranches) preprocessing.push(`If "${name}": every calibration sample takes its ${branch}, which is calibrated and quantized; the other branch stays in float`);
+    for (const name of observed.varying) warnings.push(`If "${name}" takes different branches on different samples: both branches stay in float`);
+  }
+  return { proto, calibProto, domain: placed.domain, takenBranches, preprocessing, warnings };
+}
+
+export interface StaticCalibration {
+  stats: Map<string, TensorStats>;
+  summary: NonNullable<QuantizeReport['calibration']>;
+  warnings: string[];
+}
+
+/** Stage 2 (static): run the float model over the calibration data and keep each tensor's statistics. */
+export async function calibrateStatic(model: OnnxModel, plan: StaticPlan, config: QuantConfig, calib: SampleSource, opts: StageOptions = {}): Promise<StaticCalibration> {
+  const { signal, onProgress } = opts;
+  throwIfAborted(signal, 'quantization');
+  const floatModel = OnnxModel.fromProto(plan.calibProto, model.file);
+  const tensors = calibrationTensors(plan.calibProto, config);
+  const calib_ = await calibrate(floatModel, tensors, calib, {
+    method: config.method,
+    signal,
+    threads: opts.threads,
+    onProgress: (p) => onProgress?.({ phase: 'calibrate', done: p.done, total: p.total }),
+  });
+  const warnings: string[] = [];
+  for (const [name, stats] of calib_.tensors) {
+    const bad = stats.nonFinite;
+    const count = bad.nan + bad.posInf + bad.negInf;
+    if (count > 0) warnings.push(`tensor "${name}" had ${count} NaN/Inf value(s) during calibration; they were ignored`);
+  }
+  if (calib_.synthetic) warnings.push('CALIBRATED ON SYNTHETIC DATA: activation ranges come from random inputs, not your data; pass --calib <dir> for real ranges');
+  return {
+    stats: calib_.tensors,
+    warnings,
+    summary: {
+      samples: calib_.samples,
+      seconds: calib_.seconds,
+      synthetic: calib_.synthetic,
+      method: config.method,
+      source: calib.description,
+      peakRssBytes: calib_.peakRssBytes,
+      unobserved: calib_.unobserved.length,
+    },
+  };
+}
+
+/**
+ * The range of each activation for the integer type it gets: a tensor kept at 16 bits (a recipe
+ * override, or a step of the accuracy loop) gets the range its method picks for 16 bits, not the
+ * clipped one picked for 8. Memoized: the search methods are not free.
+ */
+export function activationRanges(stats: ReadonlyMap<string, TensorStats>, config: QuantConfig): RangeChooser {
+  const cache = new Map<string, FloatRange>();
+  const choose: RangeChooser = (tensor, type, symmetric) => {
+    const key = `${type}|${symmetric ? 's' : 'a'}|${tensor}`;
+    let r = cache.get(key);
+    if (!r) {
+      const s = stats.get(tensor);
+      if (!s) return undefined;
+      r = chooseRange(s, config.method, type, { symmetric, percentile: config.percentile });
+      cache.set(key, r);
+    }
+    return r;
+  };
+  return choose;
+}
+
+/** Stage 3 (static): the Q/DQ transform of the prepared float model with calibrated ranges. */
+export function transformStatic(plan: StaticPlan, config: QuantConfig, ranges: RangeChooser, readWeight: (t: TensorProto) => Float32Array): StaticQdqResult {
+  return quantizeStaticQdq(plan.proto, { config, ranges, readWeight, domain: plan.domain, takenBranches: plan.takenBranches });
+}
+
+/** Reads weights of `model` (inline or external), and of tensors refinements replaced (inline). */
+export function weightReader(model: OnnxModel): (t: TensorProto) => Float32Array {
+  return (t) => tensorToFloat32(t, model.rawBytes(t), model.file);
+}
+
 /** Runs the pipeline. Throws OnnxFormatError, SampleDataError, QuantizedModelError, or an AbortError. */
 export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeReport> {
   const start = performance.now();
@@ -133,65 +256,20 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   onProgress?.({ phase: 'load', done: 0, total: 1 });
   const model = OnnxModel.load(options.input);
   try {
-    const readWeight = (t: Parameters<typeof tensorToFloat32>[0]) => tensorToFloat32(t, model.rawBytes(t), model.file);
+    const readWeight = weightReader(model);
     let transformed: { model: ModelProto; quantized: TransformedNode[]; skipped: SkippedNode[] };
     let calibration: QuantizeReport['calibration'] = null;
+    const stage: StageOptions = { signal, threads: options.threads, onProgress };
 
     if (config.mode === 'static') {
-      onProgress?.({ phase: 'preprocess', done: 0, total: 1 });
-      let proto = model.proto;
-      if (config.foldBatchNorm) {
-        const folded = foldBatchNorm(model, config);
-        if (folded.quantized.length) {
-          proto = folded.model;
-          preprocessing.push(`folded ${folded.quantized.length} BatchNormalization node(s) into the preceding Conv/Gemm`);
-        }
-      }
-      const placed = chooseQdqDomain(proto, config, preprocessing, warnings);
-      proto = placed.proto;
-
-      // If branches every calibration sample takes are calibrated (inlined for calibration only)
-      // and quantized in place; branches taken by no sample or by some samples stay in float.
-      let calibProto = proto;
-      const takenBranches = new Map<string, Branch>();
-      if (quantizableIfNodes(proto).length) {
-        onProgress?.({ phase: 'calibrate', done: 0, total: options.calib.count, message: 'which If branches the data takes' });
-        const observed = await observeTakenBranches(model, proto, options.calib, { signal, threads: options.threads });
-        const inl = inlineTakenBranches(proto, observed.taken);
-        calibProto = inl.model;
-        for (const name of inl.inlined) takenBranches.set(name, observed.taken.get(name)!);
-        for (const [name, branch] of takenBranches) preprocessing.push(`If "${name}": every calibration sample takes its ${branch}, which is calibrated and quantized; the other branch stays in float`);
-        for (const name of observed.varying) warnings.push(`If "${name}" takes different branches on different samples: both branches stay in float`);
-      }
-      const floatModel = OnnxModel.fromProto(calibProto, model.file);
-
-      throwIfAborted(signal, 'quantization');
-      const tensors = calibrationTensors(calibProto, config);
-      const calib = await calibrate(floatModel, tensors, options.calib, {
-        method: config.method,
-        signal,
-        threads: options.threads,
-        onProgress: (p) => onProgress?.({ phase: 'calibrate', done: p.done, total: p.total }),
-      });
-      const ranges = new Map<string, FloatRange>();
-      for (const [name, stats] of calib.tensors) {
-        ranges.set(name, chooseRange(stats, config.method, config.activationType, { symmetric: config.symmetricActivations, percentile: config.percentile }));
-        const bad = stats.nonFinite;
-        const count = bad.nan + bad.posInf + bad.negInf;
-        if (count > 0) warnings.push(`tensor "${name}" had ${count} NaN/Inf value(s) during calibration; they were ignored`);
-      }
-      calibration = {
-        samples: calib.samples,
-        seconds: calib.seconds,
-        synthetic: calib.synthetic,
-        method: config.method,
-        source: options.calib.description,
-        peakRssBytes: calib.peakRssBytes,
-        unobserved: calib.unobserved.length,
-      };
-      if (calib.synthetic) warnings.push('CALIBRATED ON SYNTHETIC DATA: activation ranges come from random inputs, not your data; pass --calib <dir> for real ranges');
+      const plan = await prepareStatic(model, config, options.calib, stage);
+      preprocessing.push(...plan.preprocessing);
+      warnings.push(...plan.warnings);
+      const calib = await calibrateStatic(model, plan, config, options.calib, stage);
+      calibration = calib.summary;
+      warnings.push(...calib.warnings);
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
-      transformed = quantizeStaticQdq(proto, { config, ranges, readWeight, domain: placed.domain, takenBranches });
+      transformed = transformStatic(plan, config, activationRanges(calib.stats, config), readWeight);
     } else {
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
       const src = config.foldBatchNorm ? foldBatchNorm(model, config) : undefined;

@@ -30,10 +30,22 @@ export interface StaticQdqResult extends TransformResult {
   activations: Map<string, QuantParams>;
 }
 
+/**
+ * The calibrated float range of a main-graph activation tensor for the integer type it gets, or
+ * undefined when calibration never saw it. The type matters: a range searched for 8 bits clips
+ * more than one searched for 16.
+ */
+export type RangeChooser = (tensor: string, type: ActivationType, symmetric: boolean) => FloatRange | undefined;
+
+/** A chooser over fixed ranges (min-max style: the same whatever the type). */
+export function fixedRanges(ranges: ReadonlyMap<string, FloatRange>): RangeChooser {
+  return (t) => ranges.get(t);
+}
+
 export interface StaticQdqOptions {
   config: QuantConfig;
-  /** Calibrated float range of each main-graph activation tensor. */
-  ranges: ReadonlyMap<string, FloatRange>;
+  /** Calibrated float range of each main-graph activation tensor (fixed, or chosen per type). */
+  ranges: ReadonlyMap<string, FloatRange> | RangeChooser;
   /** Float values of a weight tensor (inline or external data). */
   readWeight: (t: TensorProto) => Float32Array;
   /** '' for standard ONNX Q/DQ (opset ≥ 13); 'com.microsoft' for onnxruntime's contrib Q/DQ. */
@@ -131,7 +143,8 @@ function quantizeGraph(
   names: NameScope,
   result: StaticQdqResult,
 ): void {
-  const { config, ranges, readWeight, domain } = options;
+  const { config, readWeight, domain } = options;
+  const ranges = typeof options.ranges === 'function' ? options.ranges : fixedRanges(options.ranges);
   const view = new GraphView(graph);
   const order = view.topologicalNodes();
   const outputs = new Set(graph.output.map((o) => o.name));
@@ -149,7 +162,8 @@ function quantizeGraph(
     const p = view.producer(name);
     return p !== undefined && (roles.has(p) || folded.has(p));
   };
-  const hasRange = (name: string) => ranges.has(name);
+  // Whether calibration saw a tensor does not depend on the type asked for.
+  const hasRange = (name: string) => ranges(name, config.activationType, config.symmetricActivations) !== undefined;
 
   // Relu/Clip nodes that fold into their producer's output quantization (see isFoldableActivation):
   // activation output → the tensor the producer writes instead.
@@ -159,7 +173,8 @@ function quantizeGraph(
     if (isExcluded(config, n)) continue;
     const symmetric = nodeSettings(config, view.producer(n.input[0] ?? '')?.name ?? '').symmetricActivations;
     if (!isFoldableActivation(n, view, outputs, symmetric, (c) => clipLowerBound(c as NodeProto, constants, readWeight))) continue;
-    const r = ranges.get(n.output[0]!);
+    const s = nodeSettings(config, view.producer(n.input[0]!)?.name ?? '');
+    const r = ranges(n.output[0]!, s.activationType, s.symmetricActivations);
     if (!r || r.min < 0) continue;
     // Consumers read the quantized value once the activation is gone; a subgraph cannot be rewired.
     if (view.consumers(n.output[0]!).some((c) => view.subgraphsOf(c).length > 0)) continue;
@@ -262,7 +277,7 @@ function quantizeGraph(
     let p = activations.get(t);
     if (!p) {
       const { type, symmetric } = tensorType.get(t)!;
-      const r = ranges.get(t)!;
+      const r = ranges(t, type, symmetric)!;
       try {
         p = computeQParams(r.min, r.max, type, { symmetric });
       } catch (err) {
