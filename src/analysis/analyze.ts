@@ -50,7 +50,8 @@ import {
 import { globalSensitivity, type GlobalLayerResult, type GlobalSensitivityResult } from './sensitivity-global';
 import { foldedActivation, localPass, type LocalLayerResult, type RuntimeLayer } from './sensitivity-local';
 import { suggest, type Choice, type Plan, type Suggestion, type SuggestLayer, type Verification } from './suggest';
-import { loadModelForAnalysis } from './load';
+import { loadModelForAnalysisAsync } from './load';
+import { yieldEvery } from './yield';
 import { weightStats, weightStatsOfBytes } from './weight-stats';
 import { elementCount } from '../onnx/tensor-data';
 import { OnnxFormatError } from '../onnx/errors';
@@ -237,8 +238,10 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
   const notes: string[] = [];
 
   emit({ event: 'phase', phase: 'load' });
+  // Weight statistics run on this thread: let the event loop in every ~15 ms between tensors.
+  const pause = yieldEvery();
   const owned = typeof options.model === 'string';
-  const model = typeof options.model === 'string' ? loadModelForAnalysis(options.model) : options.model;
+  const model = typeof options.model === 'string' ? await loadModelForAnalysisAsync(options.model, signal) : options.model;
   try {
     throwIfAborted(signal, what);
     const fileBytes = model.buffer.length > 0 ? model.buffer.length : 0;
@@ -254,10 +257,11 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
     const statsOptions = { symmetric: config.symmetricWeights, type: weightTypeForStats(config), blockType: 'int4' as const };
     const layerTensors = new Set<TensorProto>();
     for (const [i, layer] of layers.entries()) {
-      throwIfAborted(signal, what);
       let weight: WeightReport | null = null;
       let recurrent: WeightReport | undefined;
       for (const w of layer.weights) {
+        await pause();
+        throwIfAborted(signal, what);
         layerTensors.add(w.constant.tensor);
         // float32 raw_data is read in place (no copy); anything else (other types, folded
         // BatchNormalization) becomes one Float32Array, dropped before the next tensor is read.
@@ -318,6 +322,8 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
       }
       for (const t of tensors) {
         if (layerTensors.has(t) || t.dataType !== DataType.FLOAT) continue;
+        await pause();
+        throwIfAborted(signal, what);
         const scan = scanValues(toFloat32(t));
         if (scan.nonFinite > 0) findings.push(finding('OQ001', null, `tensor "${t.name}" holds ${scan.nonFinite} NaN/Inf value(s)`, 'fix the model: NaN/Inf constants poison every value they reach'));
         if (scan.denormals > 0) findings.push(finding('OQ002', null, `tensor "${t.name}" holds ${scan.denormals} denormal value(s)`, 'flush them to zero'));
@@ -639,6 +645,9 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
     emit({ event: 'phase', phase: 'findings' });
     const sorted = sortFindings(findings);
     for (const f of sorted) emit({ event: 'finding', finding: f });
+    // A cancel that arrives while the last events stream must still win: the caller (the CLI
+    // writing a recipe, the extension filling the Problems tab) would otherwise act on it.
+    throwIfAborted(signal, what);
     const report: AnalysisReport = {
       model: model.file,
       fileBytes: fileBytes || safeSize(model.file),

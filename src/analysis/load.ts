@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { OnnxModel } from '../onnx/model';
+import { throwIfAborted } from '../runtime/session';
 import { allocateHeap } from './weight-kernels';
 
 /** Scratch reserved after the file: per-channel arrays and the percentile buffer (touched on demand). */
@@ -38,3 +39,39 @@ export function loadModelForAnalysis(file: string): OnnxModel {
   }
   return OnnxModel.fromBuffer(h.bytes, file);
 }
+
+/**
+ * loadModelForAnalysis without blocking the event loop: the file is read by libuv's thread pool
+ * in chunks (the extension host runs analysis on its own event loop, and reading a few hundred MB
+ * synchronously would freeze it). Cancellable between chunks.
+ */
+export async function loadModelForAnalysisAsync(file: string, signal?: AbortSignal): Promise<OnnxModel> {
+  let size: number;
+  try {
+    const st = await fs.promises.stat(file);
+    if (!st.isFile() || st.size === 0 || st.size > 2 ** 31) return OnnxModel.load(file); // its errors name the problem
+    size = st.size;
+  } catch {
+    return OnnxModel.load(file);
+  }
+  throwIfAborted(signal, 'analysis');
+  const h = allocateHeap(size, scratchFor(size));
+  const bytes = h ? h.bytes : new Uint8Array(size);
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    let at = 0;
+    while (at < size) {
+      throwIfAborted(signal, 'analysis');
+      const { bytesRead } = await handle.read(bytes, at, Math.min(size - at, READ_CHUNK), at);
+      if (bytesRead <= 0) break;
+      at += bytesRead;
+    }
+    if (at !== size) return OnnxModel.load(file); // changed while read: read it again, or name the problem
+  } finally {
+    await handle.close();
+  }
+  return OnnxModel.fromBuffer(bytes, file);
+}
+
+/** 16 MB: one chunk's copy into the heap stays well under a millisecond of event-loop time. */
+const READ_CHUNK = 16 << 20;

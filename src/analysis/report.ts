@@ -180,6 +180,20 @@ export function reportJson(r: AnalysisReport): string {
   return JSON.stringify(r);
 }
 
+/**
+ * C0/C1 controls (tab and newline aside; ESC starts terminal escape sequences) and the bidi
+ * embeddings, overrides, isolates and marks (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069).
+ */
+const INVISIBLE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Shows the characters above as visible code points ("⟨U+202E⟩"): names come from the model file,
+ * and one must not recolour the terminal, reorder the text around it or hide itself.
+ */
+export function showInvisible(s: string): string {
+  return s.replace(INVISIBLE, (c) => `⟨U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}⟩`);
+}
+
 function db(x: number | null | undefined): string {
   if (x === null || x === undefined) return '—';
   if (x === Infinity) return '∞';
@@ -230,8 +244,11 @@ export function formatReport(r: AnalysisReport): string {
   if (r.findings.length) {
     lines.push('');
     lines.push(`findings (${r.findings.length}):`);
-    for (const f of r.findings) lines.push(`  ${f.code} ${f.severity}${f.node ? ` [${f.node}]` : ''}: ${f.message}\n      → ${f.suggestion}`);
+    for (const f of r.findings) {
+      lines.push(`  ${f.code} ${f.severity}${f.node ? ` [${f.node}]` : ''}: ${f.message}`);
+      lines.push(`      → ${f.suggestion}`);
+    }
   }
   for (const n of r.notes) lines.push(`note: ${n}`);
-  return lines.join('\n');
+  return lines.map(showInvisible).join('\n');
 }

@@ -153,6 +153,16 @@ parentPort.on('message', async (msg) => {
 parentPort.postMessage({ type: 'ready' });
 `;
 
+let liveWorkers = 0;
+
+/**
+ * Worker threads global sensitivity started that have not exited yet: a diagnostic for the tests
+ * that check that cancellation and repeated analyses leave no thread behind.
+ */
+export function liveWorkerCount(): number {
+  return liveWorkers;
+}
+
 /** Asks a worker to stop after its current run and waits for it to exit (terminating it after 60 s). */
 function stopWorker(w: Worker): Promise<void> {
   return new Promise<void>((resolve) => {
@@ -324,6 +334,8 @@ export async function globalSensitivity(o: GlobalSensitivityOptions): Promise<Gl
     };
     for (let i = 0; i < nWorkers; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData });
+      liveWorkers++;
+      w.once('exit', () => liveWorkers--);
       workers.push(w);
       w.on('message', (m: WorkerMessage) => {
         if (settled || m.type === 'stopped') return;

@@ -5,11 +5,12 @@
  * recipe written with --write-recipe and given to `quantize --recipe` with the same data options
  * reproduces the verified result.
  */
-import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { OnnxModel } from '../onnx/model';
+import { checkOutputPath, writeFileAtomic } from '../onnx/save';
 import { analyzeModel, DEFAULT_TARGET_SQNR_DB, type AnalysisEvent, type SensitivityMode } from '../analysis/analyze';
 import { formatReport, reportJson, type AnalysisReport } from '../analysis/report';
+import { formatReportHtml } from '../analysis/report-html';
 import { CliUsageError, dataSources, QUANTIZE_OPTIONS, resolveConfig } from './quantize';
 
 export const ANALYZE_OPTIONS = {
@@ -44,6 +45,7 @@ export const ANALYZE_OPTIONS = {
   'target-sqnr': { type: 'string' },
   'max-size': { type: 'string' },
   'write-recipe': { type: 'string' },
+  html: { type: 'string' },
   'no-suggest': { type: 'boolean' },
   workers: { type: 'string' },
   'global-samples': { type: 'string' },
@@ -58,6 +60,7 @@ export const ANALYZE_USAGE = `  analyze <model.onnx> [options] [--json]
       --target-sqnr DB        output SQNR the suggestion must keep (default ${DEFAULT_TARGET_SQNR_DB})
       --max-size SIZE         size budget instead (bytes, or 12MB / 800KB / 1.5GB): best SQNR within it
       --write-recipe FILE     write the suggestion as a recipe for quantize --recipe
+      --html FILE             also write the report as a self-contained HTML page
       --no-suggest            statistics and sensitivity only
       --workers N             worker threads for --sensitivity global (default: cores)
       --global-samples N      evaluation samples for global sensitivity (default 16)
@@ -109,6 +112,8 @@ export async function runAnalyze(
   const config = resolveConfig(v);
   if (config.mode !== 'static') config.mode = 'static'; // analysis assumes static settings; the suggestion picks the mode
   const input = positionals[0]!;
+  // An unwritable output path is refused before the analysis runs, not after it.
+  for (const out of [v['write-recipe'], v.html]) if (out) checkOutputPath(out, input);
   const model = OnnxModel.load(input);
   try {
     const sources = dataSources(v, model, config);
@@ -136,8 +141,9 @@ export async function runAnalyze(
     });
     if (v['write-recipe']) {
       if (!report.suggestion) throw new CliUsageError(`--write-recipe: no suggestion was made (${report.notes.find((n) => n.startsWith('no suggestion')) ?? 'see the report'})`);
-      fs.writeFileSync(v['write-recipe'], JSON.stringify(report.suggestion.recipe, null, 2) + '\n');
+      writeFileAtomic(v['write-recipe'], JSON.stringify(report.suggestion.recipe, null, 2) + '\n', input);
     }
+    if (v.html) writeFileAtomic(v.html, formatReportHtml(report), input);
     io.out(v.json ? reportJson(report) : formatReport(report));
     if (v['write-recipe'] && !v.json) io.out(`recipe written: ${v['write-recipe']} (use: onnx-quant quantize ${input} -o out.onnx --recipe ${v['write-recipe']} with the same data options)`);
     return report;

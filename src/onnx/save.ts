@@ -55,12 +55,79 @@ export function checkOutputPath(output: string, input?: string): void {
   }
   const dir = path.dirname(path.resolve(output));
   try {
+    // access(2) reports a read-only mount (EROFS) even to root, and EACCES to other users.
     fs.accessSync(dir, fs.constants.W_OK);
-  } catch {
-    throw new OnnxFormatError(`${output}: cannot write to folder ${dir}`, { file: output });
+  } catch (err) {
+    throw new OnnxFormatError(`${output}: cannot write to folder ${dir}: ${whyNotWritable(err)}`, { file: output });
   }
   if (fs.existsSync(output) && fs.statSync(output).isDirectory()) {
     throw new OnnxFormatError(`${output}: is a folder`, { file: output });
+  }
+}
+
+/** A file system error in words a user acts on. */
+function whyNotWritable(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  switch (e.code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'the disk is full';
+    case 'EROFS':
+      return 'it is on a read-only file system';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'ENOENT':
+      return 'it does not exist';
+    case 'ENOTDIR':
+      return 'a part of the path is not a folder';
+    default:
+      return e.message;
+  }
+}
+
+/**
+ * Writes `data` to a temporary file next to `file`, flushed to disk; the caller renames it into
+ * place. The temporary file is removed when writing fails.
+ */
+function writeTemp(file: string, data: Uint8Array): string {
+  const temp = tempName(file);
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(temp, 'w');
+    writeAllSync(fd, data);
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    return temp;
+  } catch (err) {
+    if (fd !== undefined) closeQuietly(fd);
+    fs.rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // Already failing: the original error is the one to report.
+  }
+}
+
+/**
+ * Writes a small output file (a recipe, a report) atomically: checked up front like a model
+ * output, written to a temporary file, then renamed. On failure (full disk, read-only folder) any
+ * earlier file is left as it was, no temporary file remains, and the error names the file.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, inputFile?: string): void {
+  checkOutputPath(file, inputFile);
+  let temp: string | undefined;
+  try {
+    temp = writeTemp(file, typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+    fs.renameSync(temp, file);
+  } catch (err) {
+    if (temp) fs.rmSync(temp, { force: true });
+    throw new OnnxFormatError(`${file}: could not write the file: ${whyNotWritable(err)}; nothing was changed`, { file });
   }
 }
 
@@ -180,15 +247,8 @@ export function saveModel(model: ModelProto, file: string, options: SaveOptions 
       throw new OnnxFormatError(`${file}: the model is over protobuf's 2 GB limit; save it with external data`, { file });
     }
     const encoded = encodeModel(out);
-    const modelTemp = tempName(file);
+    const modelTemp = writeTemp(file, encoded);
     temps.push(modelTemp);
-    const fd = fs.openSync(modelTemp, 'w');
-    try {
-      writeAllSync(fd, encoded);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
     // The data file first: a model never points at data that is not in place yet.
     if (useExternal) fs.renameSync(temps[0]!, dataFile);
     fs.renameSync(modelTemp, file);
@@ -199,11 +259,9 @@ export function saveModel(model: ModelProto, file: string, options: SaveOptions 
       externalBytes,
     };
   } catch (err) {
-    if (dataFd !== undefined) fs.closeSync(dataFd);
+    if (dataFd !== undefined) closeQuietly(dataFd);
     for (const t of temps) fs.rmSync(t, { force: true });
     if (err instanceof OnnxFormatError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'ENOSPC' ? 'the disk is full' : e.code === 'EACCES' || e.code === 'EROFS' ? 'the folder is not writable' : e.message;
-    throw new OnnxFormatError(`${file}: could not save the model: ${why}; nothing was changed`, { file });
+    throw new OnnxFormatError(`${file}: could not save the model: ${whyNotWritable(err)}; nothing was changed`, { file });
   }
 }

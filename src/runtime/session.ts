@@ -104,11 +104,40 @@ export async function createSession(model: ModelSource, opts: SessionOptions = {
     if (model instanceof OnnxModel && externalDir === undefined && hasExternalData(proto)) externalDir = model.dir;
   }
   const options = ortOptions(opts, externalDir);
+  let session: ort.InferenceSession;
   try {
-    return typeof target === 'string' ? await ort.InferenceSession.create(target, options) : await ort.InferenceSession.create(target, options);
+    session = typeof target === 'string' ? await ort.InferenceSession.create(target, options) : await ort.InferenceSession.create(target, options);
   } catch (err) {
     throw new ModelLoadError(name, errorText(err));
   }
+  return tracked(session);
+}
+
+// ---- live sessions ----
+
+let liveSessions = 0;
+
+/**
+ * Sessions created by createSession and not yet released: a diagnostic for the tests that check
+ * that cancellation and repeated runs leave no onnxruntime session (and its native memory) behind.
+ */
+export function liveSessionCount(): number {
+  return liveSessions;
+}
+
+/** Counts the session until its first release. */
+function tracked(session: ort.InferenceSession): ort.InferenceSession {
+  liveSessions++;
+  const release = session.release.bind(session);
+  let released = false;
+  session.release = async () => {
+    if (!released) {
+      released = true;
+      liveSessions--;
+    }
+    return release();
+  };
+  return session;
 }
 
 /** Runs `fn` with a fresh session and releases the session whatever happens. */
