@@ -28,7 +28,11 @@ import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, outputCha
 /** The transform's result, plus the parameters of every activation that got a Q/DQ pair. */
 export interface StaticQdqResult extends TransformResult {
   activations: Map<string, QuantParams>;
+  /** Activation tensor → the name of its DequantizeLinear output (what quantized readers see). */
+  dequantized: Map<string, string>;
 }
+
+const ACTIVATION_BITS: Record<ActivationType, number> = { uint8: 8, int8: 8, uint16: 16, int16: 16 };
 
 /**
  * The calibrated float range of a main-graph activation tensor for the integer type it gets, or
@@ -108,7 +112,7 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
   const model = cloneModel(source);
   const main = model.graph!;
   const names = new NameScope(model);
-  const result: StaticQdqResult = { model, quantized: [], skipped: [], activations: new Map() };
+  const result: StaticQdqResult = { model, quantized: [], skipped: [], activations: new Map(), dequantized: new Map() };
   const mainConstants = graphConstants(main, new Map());
   quantizeGraph(main, mainConstants, options, names, result);
   // The branch of an If that every calibration sample took was calibrated too: quantize it in place.
@@ -268,7 +272,13 @@ function quantizeGraph(
     roles.set(n, role);
     const s = nodeSettings(config, n.name);
     settings.set(n, s);
-    for (const t of [...acts, ...outs]) if (!tensorType.has(t)) tensorType.set(t, { type: s.activationType, symmetric: s.symmetricActivations });
+    for (const t of [...acts, ...outs]) {
+      // A tensor shared by nodes of different precision gets the highest any of them asks for
+      // (in place: same-scale outputs share the object, so they follow their input).
+      const cur = tensorType.get(t);
+      if (!cur) tensorType.set(t, { type: s.activationType, symmetric: s.symmetricActivations });
+      else if (ACTIVATION_BITS[s.activationType] > ACTIVATION_BITS[cur.type]) Object.assign(cur, { type: s.activationType, symmetric: s.symmetricActivations });
+    }
     if (role.kind === 'same-scale') for (const o of n.output) if (o && !outputs.has(o)) tensorType.set(o, tensorType.get(n.input[0]!)!);
   }
 
@@ -324,6 +334,7 @@ function quantizeGraph(
       after.set(key, [...(after.get(key) ?? []), ...nodes]);
     } else head.push(...nodes);
     dqName.set(t, out);
+    result.dequantized.set(t, out);
     return out;
   };
 
