@@ -42,6 +42,14 @@ export interface QuantConfig {
   nodes: Record<string, NodeOverride>;
   /** Fold BatchNormalization into the preceding Conv/Gemm before quantizing. */
   foldBatchNorm: boolean;
+  /** Static mode: cross-layer equalization of Conv→activation→Conv chains (float-exact rescaling). */
+  crossLayerEqualization: boolean;
+  /** Static mode: shift each quantized layer's bias by its mean output error on calibration data. */
+  biasCorrection: boolean;
+  /** Static mode: SmoothQuant — migrate activation outlier scale into MatMul/Gemm weights. */
+  smoothQuant: boolean;
+  /** SmoothQuant migration strength α in [0, 1], or 'auto' to search it per layer. */
+  smoothQuantAlpha: number | 'auto';
 }
 
 /**
@@ -65,6 +73,10 @@ export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   samples: 64,
   nodes: {},
   foldBatchNorm: true,
+  crossLayerEqualization: false,
+  biasCorrection: false,
+  smoothQuant: false,
+  smoothQuantAlpha: 0.5,
 } satisfies QuantConfig);
 
 /** The effective settings of one node: global settings with its override applied. */

@@ -17,7 +17,7 @@ export const RECIPE_VERSION = 1;
 type FieldSpec =
   | { kind: 'enum'; values: readonly string[]; description: string }
   | { kind: 'boolean'; description: string }
-  | { kind: 'number'; minimum: number; maximum: number; integer?: boolean; description: string }
+  | { kind: 'number'; minimum: number; maximum: number; integer?: boolean; description: string; orWords?: readonly string[] }
   | { kind: 'strings'; description: string };
 
 const ACTIVATION_TYPES = ['uint8', 'int8', 'uint16', 'int16'] as const;
@@ -38,6 +38,10 @@ const GLOBAL_FIELDS: Readonly<Record<string, FieldSpec>> = {
   samples: { kind: 'number', minimum: 1, maximum: 1_000_000, integer: true, description: 'Calibration samples to use (at most).' },
   target: { kind: 'enum', values: ['cpu-x86', 'cpu-arm', 'gpu-tensorrt', 'npu'], description: 'Backend preset: types and symmetry it needs.' },
   foldBatchNorm: { kind: 'boolean', description: 'Fold BatchNormalization into the preceding Conv/Gemm first.' },
+  crossLayerEqualization: { kind: 'boolean', description: 'Static: cross-layer equalization of Conv→activation→Conv chains (the float model computes the same function).' },
+  biasCorrection: { kind: 'boolean', description: 'Static: shift quantized layers’ biases by their mean output error on calibration data.' },
+  smoothQuant: { kind: 'boolean', description: 'Static: SmoothQuant — move activation outlier scale into MatMul/Gemm weights.' },
+  smoothQuantAlpha: { kind: 'number', minimum: 0, maximum: 1, orWords: ['auto'], description: 'SmoothQuant migration strength α (0..1), or "auto" to search it per layer.' },
 };
 
 const NODE_FIELDS: Readonly<Record<keyof NodeOverride, FieldSpec>> = {
@@ -55,8 +59,10 @@ function fieldSchema(f: FieldSpec): Record<string, unknown> {
       return f.values.every((v) => /^\d+$/.test(v)) ? { enum: f.values.map(Number), description: f.description } : { enum: [...f.values], description: f.description };
     case 'boolean':
       return { type: 'boolean', description: f.description };
-    case 'number':
-      return { type: f.integer ? 'integer' : 'number', minimum: f.minimum, maximum: f.maximum, description: f.description };
+    case 'number': {
+      const n = { type: f.integer ? 'integer' : 'number', minimum: f.minimum, maximum: f.maximum };
+      return f.orWords ? { oneOf: [n, { enum: [...f.orWords] }], description: f.description } : { ...n, description: f.description };
+    }
     case 'strings':
       return { type: 'array', items: { type: 'string' }, description: f.description };
   }
@@ -104,8 +110,9 @@ function checkField(path: string, f: FieldSpec, v: unknown): unknown {
       if (typeof v !== 'boolean') throw bad(`must be true or false (got ${JSON.stringify(v)})`);
       return v;
     case 'number':
+      if (typeof v === 'string' && f.orWords?.includes(v)) return v;
       if (typeof v !== 'number' || !Number.isFinite(v) || v < f.minimum || v > f.maximum || (f.integer && !Number.isInteger(v))) {
-        throw bad(`must be a${f.integer ? 'n integer' : ' number'} from ${f.minimum} to ${f.maximum} (got ${JSON.stringify(v)})`);
+        throw bad(`must be a${f.integer ? 'n integer' : ' number'} from ${f.minimum} to ${f.maximum}${f.orWords ? ` or ${f.orWords.map((w) => JSON.stringify(w)).join(', ')}` : ''} (got ${JSON.stringify(v)})`);
       }
       return v;
     case 'strings':

@@ -1,0 +1,9 @@
+/** What one post-training refinement did, for the quantization report. */
+export interface RefinementReport {
+  name: 'cross-layer equalization' | 'smoothquant' | 'bias correction';
+  /** One line: what changed, in numbers. */
+  summary: string;
+  /** Layers (node names) it changed. */
+  layers: string[];
+  seconds: number;
+}

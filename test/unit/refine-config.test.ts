@@ -1,0 +1,44 @@
+/** The refinement settings: command-line flags, recipe fields (α as a number or "auto"), and the report lines. */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { CliUsageError, formatQuantizeReport, resolveConfig } from '../../src/cli/quantize';
+import { DEFAULT_CONFIG } from '../../src/quant/config';
+import { parseRecipe, RecipeError } from '../../src/quant/recipe';
+import type { QuantizeReport } from '../../src/runtime/quantize-model';
+
+describe('refinement settings', () => {
+  it('maps the command-line flags, the command line winning over a recipe', () => {
+    const c = resolveConfig({ cle: true, 'no-bias-correction': true, smoothquant: true, 'smoothquant-alpha': 'auto', recipe: 'r.json' }, () => JSON.stringify({ biasCorrection: true, smoothQuantAlpha: 0.7 }));
+    assert.equal(c.crossLayerEqualization, true);
+    assert.equal(c.biasCorrection, false);
+    assert.equal(c.smoothQuant, true);
+    assert.equal(c.smoothQuantAlpha, 'auto');
+    assert.equal(resolveConfig({ 'smoothquant-alpha': '0.65' }).smoothQuantAlpha, 0.65);
+    assert.equal(resolveConfig({}).crossLayerEqualization, DEFAULT_CONFIG.crossLayerEqualization);
+    assert.throws(() => resolveConfig({ cle: true, 'no-cle': true }), CliUsageError);
+    assert.throws(() => resolveConfig({ 'smoothquant-alpha': '1.5' }), /--smoothquant-alpha/);
+  });
+
+  it('validates recipe fields', () => {
+    assert.equal(parseRecipe({ smoothQuantAlpha: 'auto' }, 'r.json').settings.smoothQuantAlpha, 'auto');
+    assert.equal(parseRecipe({ smoothQuantAlpha: 0.3, crossLayerEqualization: true }, 'r.json').settings.smoothQuantAlpha, 0.3);
+    assert.throws(() => parseRecipe({ smoothQuantAlpha: 'max' }, 'r.json'), (e: Error) => e instanceof RecipeError && /smoothQuantAlpha: must be a number from 0 to 1 or "auto"/.test(e.message));
+    assert.throws(() => parseRecipe({ biasCorrection: 'yes' }, 'r.json'), RecipeError);
+  });
+
+  it('prints what each refinement did', () => {
+    const r = {
+      output: 'q.onnx',
+      mode: 'static',
+      quantizedNodes: 3,
+      skippedNodes: [],
+      sizeBytes: { before: 4000, after: 1000, ratio: 4 },
+      preprocessing: [],
+      refinements: [{ name: 'cross-layer equalization', summary: '2 Conv pair(s) equalized', layers: ['a', 'b', 'c', 'd'], seconds: 0.25 }],
+      calibration: null,
+      eval: { outputs: [], latencyMs: null, samples: 1, synthetic: false, source: 's' },
+      warnings: [],
+    } as unknown as QuantizeReport;
+    assert.match(formatQuantizeReport(r), /refinement cross-layer equalization: 2 Conv pair\(s\) equalized \(a, b, c, …\), 0\.3 s/);
+  });
+});
