@@ -4,9 +4,16 @@ import { benchAnalysis } from './analysis';
 import { benchInspect } from './inspect';
 import { benchObservers } from './observers';
 import { benchQuantize } from './quantize';
+import { benchRefinements } from './refinements';
+import { benchResponsiveness } from './responsiveness';
 
 async function main(): Promise<void> {
   console.log(`onnx-quant benchmarks — node ${process.version}, ${os.cpus().length} cores, ${os.cpus()[0]?.model ?? 'unknown CPU'}\n`);
+  // `npm run bench -- refinements [args]`: only the refinement evidence on the real models (minutes).
+  if (process.argv[2] === 'refinements') {
+    for (const line of await benchRefinements(process.argv.slice(3))) console.log(line);
+    return;
+  }
   for (const line of benchInspect()) console.log(line);
   console.log('');
   for (const line of benchObservers()) console.log(line);
@@ -14,6 +21,8 @@ async function main(): Promise<void> {
   for (const line of await benchQuantize()) console.log(line);
   console.log('');
   for (const line of await benchAnalysis()) console.log(line);
+  console.log('');
+  for (const line of await benchResponsiveness()) console.log(line);
 }
 
 void main();

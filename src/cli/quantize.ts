@@ -4,6 +4,9 @@
  * pipeline in src/runtime/quantize-model.ts; a human or JSON report.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { LoopTarget, ScoreFunction } from '../runtime/accuracy-loop';
 import { parseArgs } from 'node:util';
 import { OnnxModel } from '../onnx/model';
 import { DEFAULT_CONFIG, QuantConfig, TargetPreset } from '../quant/config';
@@ -37,6 +40,13 @@ export const QUANTIZE_OPTIONS = {
   target: { type: 'string' },
   recipe: { type: 'string' },
   'no-fold-batchnorm': { type: 'boolean' },
+  cle: { type: 'boolean' },
+  'no-cle': { type: 'boolean' },
+  'bias-correction': { type: 'boolean' },
+  'no-bias-correction': { type: 'boolean' },
+  smoothquant: { type: 'boolean' },
+  'no-smoothquant': { type: 'boolean' },
+  'smoothquant-alpha': { type: 'string' },
   dim: { type: 'string', multiple: true },
   fixed: { type: 'string', multiple: true },
   'image-resize': { type: 'string' },
@@ -48,6 +58,10 @@ export const QUANTIZE_OPTIONS = {
   threads: { type: 'string' },
   'latency-runs': { type: 'string' },
   progress: { type: 'string' },
+  'target-sqnr': { type: 'string' },
+  metric: { type: 'string' },
+  'target-metric': { type: 'string' },
+  'loop-steps': { type: 'string' },
   json: { type: 'boolean' },
 } as const;
 
@@ -66,10 +80,20 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --target cpu-x86|cpu-arm|gpu-tensorrt|npu      backend preset
       --recipe FILE           settings and per-node overrides (the command line wins)
       --no-fold-batchnorm     keep BatchNormalization nodes
+      --cle | --no-cle        cross-layer equalization of Conv→act→Conv chains (static)
+      --bias-correction | --no-bias-correction      correct biases by the mean quantization error (static)
+      --smoothquant | --no-smoothquant  --smoothquant-alpha A|auto (default 0.5)  MatMul/Gemm outliers (static)
       --dim NAME=SIZE         size of a symbolic input dim for synthetic data (repeatable)
       --fixed INPUT=V1,V2,…   exact values of an input for synthetic data, e.g. --fixed sr=16000
       --image-resize model|HxW --image-scale S --image-mean a,b,c --image-std a,b,c
       --image-layout NCHW|NHWC --image-channels RGB|BGR|GRAY
+      --target-sqnr DB        accuracy-aware loop: raise the layer that hurts most (16-bit activations,
+                              then float) until every output's SQNR on the eval set is ≥ DB
+      --metric FILE.js        the loop's target is your metric instead: a module exporting
+                              score(floatOutputs, quantOutputs, sample) → number (higher is better)
+                              and optionally target; --target-metric X sets or overrides it
+      --loop-steps N          most layers the loop may raise (default 64); the final recipe is
+                              written next to the output as <out>.recipe.json
       --threads N  --latency-runs N (default 20; 0 skips)  --progress ndjson`;
 
 type Values = { [K in keyof typeof QUANTIZE_OPTIONS]?: (typeof QUANTIZE_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof QUANTIZE_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -110,6 +134,16 @@ function commandLineSettings(v: Values): Partial<QuantConfig> {
   if (v.samples !== undefined) s.samples = num(v.samples, 'samples', { integer: true, min: 1 });
   if (v.target !== undefined) s.target = v.target;
   if (v['no-fold-batchnorm']) s.foldBatchNorm = false;
+  const toggle = (on: boolean | undefined, off: boolean | undefined, flag: string, key: keyof QuantConfig) => {
+    if (on && off) throw new CliUsageError(`--${flag} and --no-${flag} exclude each other`);
+    if (on) s[key] = true;
+    if (off) s[key] = false;
+  };
+  toggle(v.cle, v['no-cle'], 'cle', 'crossLayerEqualization');
+  toggle(v['bias-correction'], v['no-bias-correction'], 'bias-correction', 'biasCorrection');
+  toggle(v.smoothquant, v['no-smoothquant'], 'smoothquant', 'smoothQuant');
+  const alpha = v['smoothquant-alpha'];
+  if (alpha !== undefined) s.smoothQuantAlpha = alpha === 'auto' ? 'auto' : num(alpha, 'smoothquant-alpha', { min: 0, max: 1 });
   // Same validation as recipe files, so both reject the same values with the same words.
   try {
     return parseRecipe(s, 'command line').settings;
@@ -235,6 +269,10 @@ export function formatQuantizeReport(r: QuantizeReport): string {
   lines.push(`  mode ${r.mode}: ${r.quantizedNodes} node(s) quantized, ${r.skippedNodes.length} kept in float`);
   lines.push(`  size ${formatBytes(r.sizeBytes.before)} → ${formatBytes(r.sizeBytes.after)} (${r.sizeBytes.ratio.toFixed(2)}× smaller)`);
   for (const p of r.preprocessing) lines.push(`  preprocessing: ${p}`);
+  for (const f of r.refinements ?? []) {
+    const layers = f.layers.length ? ` (${f.layers.slice(0, 3).join(', ')}${f.layers.length > 3 ? ', …' : ''})` : '';
+    lines.push(`  refinement ${f.name}: ${f.summary}${layers}, ${f.seconds.toFixed(1)} s`);
+  }
   if (r.calibration) {
     const c = r.calibration;
     lines.push(`  calibration: ${c.samples} sample(s), ${c.method}, ${c.seconds.toFixed(1)} s, peak RSS ${formatBytes(c.peakRssBytes)}${c.synthetic ? ' — SYNTHETIC DATA' : ''}`);
@@ -257,8 +295,50 @@ export function formatQuantizeReport(r: QuantizeReport): string {
       lines.push(`    ${names.length} × ${reason}${names.length <= 3 ? ` (${names.join(', ')})` : ` (${names.slice(0, 3).join(', ')}, …)`}`);
     }
   }
+  if (r.accuracyLoop) {
+    const a = r.accuracyLoop;
+    lines.push(`  accuracy loop, target ${a.target}: ${a.met ? 'met' : 'NOT met'} after ${a.steps.length - 1} step(s) (${a.stopReason})`);
+    for (const s of a.steps) {
+      const what = s.layer ? `${s.layer} (${s.opType}) → ${s.precision}${s.gainDb !== undefined ? ` (alone it bought ${s.gainDb.toFixed(1)} dB)` : ''}` : 'start';
+      lines.push(`    ${String(s.step).padStart(3)}. ${what}: ${s.metric.toFixed(3)}, ${formatBytes(s.sizeBytes)}`);
+    }
+    if (a.recipe) lines.push(`    recipe: ${a.recipe}`);
+  }
   for (const w of r.warnings) lines.push(`  WARNING: ${w}`);
   return lines.join('\n');
+}
+
+/** The accuracy loop's target from --target-sqnr or --metric (with --target-metric), if any. */
+async function loopTarget(v: Values, config: QuantConfig): Promise<LoopTarget | undefined> {
+  const sqnr = num(v['target-sqnr'], 'target-sqnr', { min: -100, max: 200 });
+  if (v['loop-steps'] !== undefined && sqnr === undefined && !v.metric) throw new CliUsageError('--loop-steps needs --target-sqnr or --metric');
+  if (v['target-metric'] !== undefined && !v.metric) throw new CliUsageError('--target-metric needs --metric FILE.js');
+  if (sqnr !== undefined && v.metric) throw new CliUsageError('--target-sqnr and --metric exclude each other: give one target');
+  if (sqnr === undefined && !v.metric) return undefined;
+  if (config.mode !== 'static') throw new CliUsageError(`the accuracy loop raises activation precision, which needs --mode static (got ${config.mode})`);
+  if (sqnr !== undefined) return { kind: 'sqnr', minDb: sqnr };
+  const metric = await loadMetric(v.metric!);
+  const min = num(v['target-metric'], 'target-metric') ?? metric.target;
+  if (min === undefined) throw new CliUsageError(`${v.metric}: exports no numeric "target"; pass --target-metric X`);
+  return { kind: 'metric', name: path.basename(v.metric!), score: metric.score, min };
+}
+
+/** Loads a user's metric module (CommonJS or ES module). Its code runs with the CLI's rights. */
+export async function loadMetric(file: string): Promise<{ score: ScoreFunction; target?: number }> {
+  const abs = path.resolve(file);
+  if (!fs.existsSync(abs)) throw new CliUsageError(`--metric ${file}: no such file`);
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+  } catch (err) {
+    throw new CliUsageError(`--metric ${file}: cannot load it: ${(err as Error).message}`);
+  }
+  // A CommonJS module's exports arrive as the ES module's default.
+  const exp = typeof mod.score === 'function' ? mod : ((mod.default ?? {}) as Record<string, unknown>);
+  if (typeof exp.score !== 'function') throw new CliUsageError(`--metric ${file}: must export a function score(floatOutputs, quantOutputs, sample)`);
+  const target = exp.target;
+  if (target !== undefined && (typeof target !== 'number' || !Number.isFinite(target))) throw new CliUsageError(`--metric ${file}: "target" must be a number`);
+  return { score: exp.score as ScoreFunction, target: target as number | undefined };
 }
 
 export async function runQuantize(
@@ -280,6 +360,7 @@ export async function runQuantize(
   } finally {
     model.close();
   }
+  const accuracyTarget = await loopTarget(v, config);
   const onProgress = v.progress === 'ndjson' ? (p: PipelineProgress) => io.err(JSON.stringify({ event: 'progress', ...p })) : undefined;
   const report = await quantizeModel({
     input,
@@ -292,6 +373,8 @@ export async function runQuantize(
     onProgress,
     threads: num(v.threads, 'threads', { integer: true, min: 1 }),
     latencyRuns: num(v['latency-runs'], 'latency-runs', { integer: true, min: 0 }),
+    accuracyTarget,
+    loopSteps: num(v['loop-steps'], 'loop-steps', { integer: true, min: 1, max: 100_000 }),
   });
   io.out(v.json ? JSON.stringify(report) : formatQuantizeReport(report));
   return report;

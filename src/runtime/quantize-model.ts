@@ -10,7 +10,7 @@ import { encodeModel } from '../onnx/encode';
 import { constantTensor, OnnxModel } from '../onnx/model';
 import { GraphView } from '../onnx/graph';
 import { ModelProto, NodeProto, TensorProto } from '../onnx/proto';
-import { checkOutputPath, saveModel } from '../onnx/save';
+import { checkOutputPath, saveModel, writeFileAtomic } from '../onnx/save';
 import { tensorToFloat32 } from '../onnx/tensor-data';
 import { nodeSettings, QuantConfig } from '../quant/config';
 import { convertFp16 } from '../quant/graph/fp16';
@@ -23,11 +23,18 @@ import { SkippedNode, TransformedNode } from '../quant/graph/edit';
 import { TARGET_PRESETS } from '../quant/presets';
 import { placeQdq } from '../quant/graph/placement';
 import { FloatRange } from '../quant/types';
+import { equalizeCrossLayer } from '../quant/refine/cle';
+import type { RefinementReport } from '../quant/refine/report';
+import { correctBiases, RefineContext } from './refine/bias-correction';
+import { smoothQuant } from './refine/smoothquant';
 import { calibrate, chooseRange, TensorStats } from './calibrate';
 import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
 import { compareModels, OutputComparison, QuantizedModelError } from './evaluate';
 import { SampleSource } from './samples';
 import { createSession, runSession, throwIfAborted } from './session';
+import { accuracyLoop, LoopResult, LoopStep, LoopTarget, loopOverrides } from './accuracy-loop';
+import { makeRecipe } from '../quant/recipe';
+import * as path from 'node:path';
 
 export interface PipelineProgress {
   phase: 'load' | 'preprocess' | 'calibrate' | 'quantize' | 'check' | 'save' | 'evaluate';
@@ -51,6 +58,10 @@ export interface QuantizeModelOptions {
   threads?: number;
   /** Latency runs per model in the comparison (0 skips the latency measurement). */
   latencyRuns?: number;
+  /** Run the accuracy-aware loop towards this target (static mode). */
+  accuracyTarget?: LoopTarget;
+  /** Most layers the loop may raise (default 64). */
+  loopSteps?: number;
 }
 
 export interface QuantizeReport {
@@ -63,6 +74,8 @@ export interface QuantizeReport {
   quantized: TransformedNode[];
   skippedNodes: SkippedNode[];
   preprocessing: string[];
+  /** Post-training refinements that ran (cross-layer equalization, SmoothQuant, bias correction), in order. */
+  refinements: RefinementReport[];
   calibration: { samples: number; seconds: number; synthetic: boolean; method: string; source: string; peakRssBytes: number; unobserved: number } | null;
   eval: {
     outputs: OutputComparison[];
@@ -71,6 +84,8 @@ export interface QuantizeReport {
     synthetic: boolean;
     source: string;
   };
+  /** The accuracy-aware loop's steps, when a target was given (static mode). */
+  accuracyLoop: { target: string; met: boolean; stopReason: LoopResult['stopReason']; steps: LoopStep[]; recipe: string | null } | null;
   warnings: string[];
   seconds: number;
 }
@@ -123,6 +138,8 @@ function chooseQdqDomain(proto: ModelProto, config: QuantConfig, notes: string[]
   return { proto: placed.proto, domain: placed.domain };
 }
 
+const is16BitType = (t: QuantConfig['activationType']) => t === 'uint16' || t === 'int16';
+
 /** Static mode, stage 1: the float model ready to calibrate and transform. */
 export interface StaticPlan {
   /** The float model after preprocessing and Q/DQ placement (opset upgrade), quantized in place. */
@@ -134,9 +151,13 @@ export interface StaticPlan {
   /** Lines for the report's preprocessing and warnings sections. */
   preprocessing: string[];
   warnings: string[];
+  /** Refinements applied to the float model so far. */
+  refinements: RefinementReport[];
 }
 
 export interface StageOptions {
+  /** Place Q/DQ so that 16-bit activations are possible even if the config asks for none. */
+  allow16Bit?: boolean;
   signal?: AbortSignal;
   threads?: number;
   onProgress?: (p: PipelineProgress) => void;
@@ -156,7 +177,23 @@ export async function prepareStatic(model: OnnxModel, config: QuantConfig, calib
       preprocessing.push(`folded ${folded.quantized.length} BatchNormalization node(s) into the preceding Conv/Gemm`);
     }
   }
-  const placed = chooseQdqDomain(proto, config, preprocessing, warnings);
+  const refinements: RefinementReport[] = [];
+  if (config.crossLayerEqualization) {
+    // After BatchNorm folding (the folded weights are what gets equalized), before placement.
+    const t0 = performance.now();
+    const cle = equalizeCrossLayer(proto, weightReader(model));
+    proto = cle.model;
+    refinements.push({
+      name: 'cross-layer equalization',
+      summary: cle.pairs.length
+        ? `${cle.pairs.length} Conv pair(s) equalized in ${cle.iterations} pass(es); weight channel-range spread (max/mean) ${cle.spread.before.toFixed(2)} → ${cle.spread.after.toFixed(2)}${cle.skipped.length ? `; ${cle.skipped.length} pair(s) skipped (e.g. ${cle.skipped[0]!.name}: ${cle.skipped[0]!.reason})` : ''}`
+        : `no Conv→activation→Conv pair to equalize${cle.skipped.length ? ` (${cle.skipped.length} skipped, e.g. ${cle.skipped[0]!.name}: ${cle.skipped[0]!.reason})` : ''}`,
+      layers: [...new Set(cle.pairs.flatMap((p) => [p.first, p.second]))],
+      seconds: (performance.now() - t0) / 1000,
+    });
+  }
+  const wide = opts.allow16Bit && !is16BitType(config.activationType) ? { ...config, activationType: config.activationType === 'int8' ? ('int16' as const) : ('uint16' as const) } : config;
+  const placed = chooseQdqDomain(proto, wide, preprocessing, warnings);
   proto = placed.proto;
 
   // If branches every calibration sample takes are calibrated (inlined for calibration only)
@@ -172,7 +209,7 @@ export async function prepareStatic(model: OnnxModel, config: QuantConfig, calib
     for (const [name, branch] of takenBranches) preprocessing.push(`If "${name}": every calibration sample takes its ${branch}, which is calibrated and quantized; the other branch stays in float`);
     for (const name of observed.varying) warnings.push(`If "${name}" takes different branches on different samples: both branches stay in float`);
   }
-  return { proto, calibProto, domain: placed.domain, takenBranches, preprocessing, warnings };
+  return { proto, calibProto, domain: placed.domain, takenBranches, preprocessing, warnings, refinements };
 }
 
 export interface StaticCalibration {
@@ -259,17 +296,45 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const readWeight = weightReader(model);
     let transformed: { model: ModelProto; quantized: TransformedNode[]; skipped: SkippedNode[] };
     let calibration: QuantizeReport['calibration'] = null;
+    const refinements: RefinementReport[] = [];
+    let finalConfig = config;
+    let accuracy: QuantizeReport['accuracyLoop'] = null;
     const stage: StageOptions = { signal, threads: options.threads, onProgress };
 
     if (config.mode === 'static') {
-      const plan = await prepareStatic(model, config, options.calib, stage);
+      // The accuracy loop may give layers 16-bit activations: place Q/DQ where those are legal.
+      let plan = await prepareStatic(model, config, options.calib, { ...stage, allow16Bit: options.accuracyTarget !== undefined });
       preprocessing.push(...plan.preprocessing);
       warnings.push(...plan.warnings);
+      refinements.push(...plan.refinements);
+      if (config.smoothQuant) {
+        // Changes the activations of the smoothed layers: before calibration.
+        const sq = await smoothQuant(plan, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
+        plan = sq.plan;
+        refinements.push(sq.report);
+      }
       const calib = await calibrateStatic(model, plan, config, options.calib, stage);
       calibration = calib.summary;
       warnings.push(...calib.warnings);
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
-      transformed = transformStatic(plan, config, activationRanges(calib.stats, config), readWeight);
+      const ranges = activationRanges(calib.stats, config);
+      // Refinements of the float weights that use the calibrated ranges (bias correction last,
+      // measured with the final weights).
+      const refine: RefineContext = { model, config, ranges, readWeight, calib: options.calib, signal, threads: options.threads, onProgress };
+      if (config.biasCorrection) {
+        const bc = await correctBiases(plan, refine);
+        plan = bc.plan;
+        refinements.push(bc.report);
+      }
+      if (options.accuracyTarget) {
+        const loop = await runAccuracyLoop(model, plan, config, ranges, readWeight, options);
+        transformed = loop.transformed;
+        finalConfig = loop.config;
+        accuracy = { target: describeTarget(loop.target), met: loop.met, stopReason: loop.stopReason, steps: loop.steps, recipe: null };
+        if (!loop.met) warnings.push(`accuracy target ${describeTarget(loop.target)} not reached (${loop.stopReason}); the model of the last step was written`);
+      } else {
+        transformed = transformStatic(plan, config, ranges, readWeight);
+      }
     } else {
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
       const src = config.foldBatchNorm ? foldBatchNorm(model, config) : undefined;
@@ -296,17 +361,19 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       onProgress: (p) => onProgress?.({ phase: 'evaluate', done: p.done, total: p.total }),
     });
     if (options.eval.synthetic) warnings.push('EVALUATED ON SYNTHETIC DATA: the accuracy figures compare outputs on random inputs');
+    if (accuracy) accuracy.recipe = writeLoopRecipe(options.output, options.input, config, finalConfig, accuracy);
 
     return {
       input: options.input,
       output: options.output,
       mode: config.mode,
-      settings: config,
+      settings: finalConfig,
       sizeBytes: { before: cmp.sizeBytes.float, after: cmp.sizeBytes.quantized, ratio: cmp.sizeBytes.float / Math.max(1, cmp.sizeBytes.quantized) },
       quantizedNodes: transformed.quantized.length,
       quantized: transformed.quantized,
       skippedNodes: transformed.skipped,
       preprocessing,
+      refinements,
       calibration,
       eval: {
         outputs: cmp.outputs,
@@ -315,12 +382,51 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         synthetic: cmp.synthetic,
         source: `${options.eval.description} (${options.evalNote})`,
       },
+      accuracyLoop: accuracy,
       warnings,
       seconds: (performance.now() - start) / 1000,
     };
   } finally {
     model.close();
   }
+}
+
+function describeTarget(t: LoopTarget): string {
+  return t.kind === 'sqnr' ? `SQNR ≥ ${t.minDb} dB on every output` : `${t.name} ≥ ${t.min}`;
+}
+
+async function runAccuracyLoop(
+  model: OnnxModel,
+  plan: StaticPlan,
+  config: QuantConfig,
+  ranges: RangeChooser,
+  readWeight: (t: TensorProto) => Float32Array,
+  options: QuantizeModelOptions,
+): Promise<LoopResult> {
+  const total = (options.loopSteps ?? 64) + 1;
+  return accuracyLoop({
+    floatProto: plan.proto,
+    externalDataDir: model.dir,
+    config,
+    transform: (c) => transformStatic(plan, c, ranges, readWeight),
+    target: options.accuracyTarget!,
+    eval: options.eval,
+    maxSteps: options.loopSteps ?? 64,
+    signal: options.signal,
+    threads: options.threads,
+    onStep: (s) => options.onProgress?.({ phase: 'quantize', done: s.step, total, message: s.layer ? `accuracy loop: ${s.layer} → ${s.precision}, ${s.metric.toFixed(2)}` : `accuracy loop: start at ${s.metric.toFixed(2)}` }),
+    onProgress: (message) => options.onProgress?.({ phase: 'quantize', done: 0, total, message }),
+  });
+}
+
+/** Writes the loop's final settings as `<output>.recipe.json` (atomically); returns its path. */
+function writeLoopRecipe(output: string, input: string, start: QuantConfig, end: QuantConfig, accuracy: NonNullable<QuantizeReport['accuracyLoop']>): string {
+  const file = output.replace(/\.onnx$/i, '') + '.recipe.json';
+  const notes = [`written by the accuracy loop (${accuracy.target}; ${accuracy.met ? 'met' : 'not met'}: ${accuracy.stopReason})`];
+  for (const [name, o] of Object.entries(loopOverrides(start, end))) notes.push(`${name}: ${o.exclude ? 'float' : o.activationType}`);
+  const recipe = makeRecipe({ ...end, nodes: end.nodes }, { model: path.basename(input), notes });
+  writeFileAtomic(file, JSON.stringify(recipe, null, 2) + '\n');
+  return file;
 }
 
 /** Loads the quantized model from memory and runs it on the first evaluation sample. */

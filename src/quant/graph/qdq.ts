@@ -81,6 +81,24 @@ function attrFloat(n: NodeProto, name: string, dflt: number): number {
   return a?.f !== undefined ? a.f : dflt;
 }
 
+/**
+ * A channel whose weights are all below 2⁻²⁰ of the largest channel's gets that as its range:
+ * its weights round to (near) zero, which they are next to the others, and its scale stays far
+ * from the float32 underflow that made s_in·s_w (the int32 bias scale) unrepresentable — which
+ * used to leave the whole layer in float (seen on PP-OCRv4's recognizer).
+ */
+function widenNegligibleChannels(mins: Float32Array | number[], maxs: Float32Array | number[]): void {
+  let largest = 0;
+  for (let c = 0; c < mins.length; c++) largest = Math.max(largest, Math.abs(mins[c]!), Math.abs(maxs[c]!));
+  const floor = largest * 2 ** -20;
+  for (let c = 0; c < mins.length; c++) {
+    if (Math.max(Math.abs(mins[c]!), Math.abs(maxs[c]!)) < floor) {
+      mins[c] = Math.min(mins[c]!, -floor);
+      maxs[c] = Math.max(maxs[c]!, floor);
+    }
+  }
+}
+
 /** The constant lower bound of a Clip: attribute (opset < 11) or constant second input. */
 export function clipLowerBound(n: NodeProto, constants: ReadonlyMap<string, TensorProto>, read: (t: TensorProto) => Float32Array): number | undefined {
   if (n.opType !== 'Clip') return undefined;
@@ -169,6 +187,26 @@ function quantizeGraph(
   // Whether calibration saw a tensor does not depend on the type asked for.
   const hasRange = (name: string) => ranges(name, config.activationType, config.symmetricActivations) !== undefined;
 
+  // Whether some reader of a tensor may run quantized (directly, or through data movement). An
+  // output only float ops read (Softmax, LayerNorm, a graph output…) keeps its float value: a Q/DQ
+  // there buys no integer kernel, only noise — e.g. classifier logits rounded to 8 bits flip
+  // near-tied argmaxes. onnxruntime still runs the layer itself on integer weights and inputs.
+  const feedsQuantizedMemo = new Map<string, boolean>();
+  const feedsQuantized = (t: string): boolean => {
+    let v = feedsQuantizedMemo.get(t);
+    if (v !== undefined) return v;
+    feedsQuantizedMemo.set(t, false); // cycles cannot occur in a DAG; this guards malformed graphs
+    v = view.consumers(t).some((c) => {
+      if ((c.domain !== '' && c.domain !== 'ai.onnx') || isExcluded(config, c) || view.subgraphsOf(c).length > 0) return false;
+      if (c.opType in WEIGHTED_OPS) return true;
+      // Data movement and calibrated ops (Add, Relu, …) are worth quantizing only on the way to
+      // a quantized reader themselves.
+      return (SAME_SCALE_OPS.has(c.opType) || CALIBRATED_OPS.has(c.opType)) && c.output.some((o) => o !== '' && !outputs.has(o) && feedsQuantized(o));
+    });
+    feedsQuantizedMemo.set(t, v);
+    return v;
+  };
+
   // Relu/Clip nodes that fold into their producer's output quantization (see isFoldableActivation):
   // activation output → the tensor the producer writes instead.
   const foldable = new Map<NodeProto, string>();
@@ -180,6 +218,8 @@ function quantizeGraph(
     const s = nodeSettings(config, view.producer(n.input[0]!)?.name ?? '');
     const r = ranges(n.output[0]!, s.activationType, s.symmetricActivations);
     if (!r || r.min < 0) continue;
+    // Folding relies on the output's quantization to clamp: only when that output is quantized.
+    if (!feedsQuantized(n.output[0]!)) continue;
     // Consumers read the quantized value once the activation is gone; a subgraph cannot be rewired.
     if (view.consumers(n.output[0]!).some((c) => view.subgraphsOf(c).length > 0)) continue;
     foldable.set(n, n.input[0]!);
@@ -240,6 +280,9 @@ function quantizeGraph(
         continue;
       }
       role = { kind: 'same-scale' };
+    } else if (CALIBRATED_OPS.has(n.opType) && !n.output.some((o) => o && !outputs.has(o) && feedsQuantized(o))) {
+      skip(`its output is read only by float ops: ${n.opType} stays in float`);
+      continue;
     } else if (CALIBRATED_OPS.has(n.opType)) {
       const acts = activationInputIndices(n.opType, n.input.length).map((i) => n.input[i] ?? '').filter((x) => x && !constants.has(x));
       if (!acts.some(producedByQuantized)) {
@@ -257,7 +300,13 @@ function quantizeGraph(
       .filter((i) => !(role!.kind === 'weighted' && (i === role!.weightIndex || i === role!.biasIndex)))
       .map((i) => n.input[i] ?? '')
       .filter((x) => x && !constants.has(x));
-    const outs = role.kind === 'same-scale' ? [] : n.output.filter((o) => o && !outputs.has(o)).map((o) => foldedOutput.get(o) ?? o);
+    const outs =
+      role.kind === 'same-scale'
+        ? []
+        : n.output
+            .filter((o) => o && !outputs.has(o))
+            .map((o) => foldedOutput.get(o) ?? o)
+            .filter(feedsQuantized);
     const missing = [...acts, ...outs].find((t) => !hasRange(t));
     if (missing) {
       skip(`no calibrated range for tensor "${missing}"`);
@@ -359,6 +408,7 @@ function quantizeGraph(
     let scales: Float32Array | number;
     if (axis !== undefined) {
       const { mins, maxs } = channelMinMax(values, dims, axis);
+      widenNegligibleChannels(mins, maxs);
       const p = computePerChannelQParams(mins, maxs, type, axis, { symmetric });
       newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, quantizePerChannel(values, dims, p)));
       newInits.push(initializer(sName, DataType.FLOAT, [p.scales.length], p.scales));
