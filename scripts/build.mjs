@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 /**
- * Builds the three bundles into dist/:
- *   dist/extension.js  VS Code extension host (Node, CommonJS)     entry src/extension/extension.ts
- *   dist/webview.js    model editor webview (browser, ES module)   entry webview/main.ts
- *   dist/cli.js        `onnx-quant` command line (Node, CommonJS) entry src/cli/bin.ts
+ * Builds the bundles into dist/:
+ *   dist/extension.js   VS Code extension host (Node, CommonJS)     entry src/extension/extension.ts
+ *   dist/job-worker.js  quantize/analysis worker thread (Node, CJS) entry src/runtime/worker/job-worker.ts
+ *   dist/webview.js     model editor webview (browser, ES module)   entry webview/main.ts
+ *   dist/results.js     results panel webview (browser, ES module)  entry webview/results/main.ts
+ *   dist/cli.js         `onnx-quant` command line (Node, CommonJS) entry src/cli/bin.ts
  *
  * Flags:
  *   --watch        rebuild on change (keeps running; errors are reported, not fatal)
@@ -68,6 +70,29 @@ const bundles = [
       outfile: 'dist/extension.js',
       // vscode is provided by the extension host; onnxruntime-node is a native addon shipped in node_modules.
       external: ['vscode', 'onnxruntime-node'],
+    },
+  },
+  {
+    // The extension runs quantization and analysis here, off the extension host's thread; it sits
+    // next to extension.js, so onnxruntime-node resolves from the same node_modules.
+    name: 'job-worker',
+    options: {
+      ...nodeCommon,
+      entryPoints: ['src/runtime/worker/job-worker.ts'],
+      outfile: 'dist/job-worker.js',
+      external: ['onnxruntime-node'],
+    },
+  },
+  {
+    name: 'results',
+    options: {
+      ...common,
+      entryPoints: ['webview/results/main.ts'],
+      outfile: 'dist/results.js',
+      platform: 'browser',
+      format: 'esm',
+      target: 'es2022',
+      define: {},
     },
   },
   {

@@ -124,7 +124,11 @@ function checkVsix(entries) {
     'extension/package.json',
     'extension/dist/extension.js',
     'extension/dist/webview.js',
+    'extension/dist/job-worker.js',
+    'extension/dist/results.js',
     'extension/media/editor.css',
+    'extension/media/results.css',
+    'extension/schemas/recipe.schema.json',
     'extension/node_modules/onnxruntime-common/package.json',
     'extension/node_modules/onnxruntime-node/package.json',
   ];

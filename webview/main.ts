@@ -8,6 +8,7 @@ import type {} from '@vscode-elements/elements';
 import type { ModelSummary } from '../src/onnx/summary';
 import type { HostToWebview, WebviewToHost } from '../src/shared/protocol';
 import { replaceChildren } from './dom';
+import { LayersPanel, LayersViewState, restoreLayersState } from './layers-panel';
 import { renderError, renderLoading, renderSummary, SectionState } from './render';
 import { RpcClient } from './rpc';
 
@@ -27,10 +28,12 @@ interface ViewState {
   /** Ids of collapsed sections. */
   closed: string[];
   scrollY: number;
+  /** The layer table's selection, sort, filter and scroll (the rows come from the host again). */
+  layers: LayersViewState;
 }
 
 function restoreState(saved: unknown): ViewState {
-  const fresh: ViewState = { v: 1, content: null, closed: [], scrollY: 0 };
+  const fresh: ViewState = { v: 1, content: null, closed: [], scrollY: 0, layers: restoreLayersState(undefined) };
   if (typeof saved !== 'object' || saved === null) return fresh;
   const s = saved as Partial<ViewState>;
   if (s.v !== 1) return fresh;
@@ -39,6 +42,7 @@ function restoreState(saved: unknown): ViewState {
     content: s.content && (s.content.kind === 'summary' || s.content.kind === 'error') ? s.content : null,
     closed: Array.isArray(s.closed) ? s.closed.filter((x): x is string => typeof x === 'string') : [],
     scrollY: typeof s.scrollY === 'number' && Number.isFinite(s.scrollY) ? s.scrollY : 0,
+    layers: restoreLayersState(s.layers),
   };
 }
 
@@ -49,6 +53,23 @@ const rpc = new RpcClient((message) => vscode.postMessage(message));
 
 function save(): void {
   vscode.setState(state);
+}
+
+/** One panel for the editor's lifetime: re-rendering the summary keeps the table and its state. */
+const layers = new LayersPanel(state.layers, rpc, save);
+let layersRequested = false;
+
+/** Fetches the table once the model has loaded (the host starts the analysis then). */
+function requestLayers(): void {
+  if (layersRequested) return;
+  layersRequested = true;
+  rpc.request('getLayers').then(
+    (table) => layers.setTable(table),
+    () => {
+      // The load failed: the error panel says why; a reload pushes the table.
+      layersRequested = false;
+    },
+  );
 }
 
 const sections: SectionState = {
@@ -64,7 +85,7 @@ const sections: SectionState = {
 function render(scrollY: number): void {
   const c = state.content;
   root.setAttribute('aria-busy', c ? 'false' : 'true');
-  replaceChildren(root, !c ? renderLoading() : c.kind === 'summary' ? renderSummary(c.summary, sections) : renderError(c.file, c.message));
+  replaceChildren(root, !c ? renderLoading() : c.kind === 'summary' ? [...renderSummary(c.summary, sections), layers.element] : renderError(c.file, c.message));
   requestAnimationFrame(() => window.scrollTo(0, scrollY));
 }
 
@@ -99,12 +120,26 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
   switch (message.type) {
     case 'summary':
       show({ kind: 'summary', summary: message.summary });
+      requestLayers();
       break;
     case 'error':
       show({ kind: 'error', file: message.file, message: message.message });
       break;
     case 'reply':
       rpc.handleReply(message);
+      break;
+    case 'layers':
+      layersRequested = true;
+      layers.setTable(message.table);
+      break;
+    case 'layerUpdate':
+      layers.applyPatch(message.patch);
+      break;
+    case 'analysisProgress':
+      layers.setStatus(message.status);
+      break;
+    case 'revealLayer':
+      layers.reveal(message.name);
       break;
   }
 });
@@ -113,7 +148,10 @@ window.addEventListener('message', (event: MessageEvent<unknown>) => {
 render(state.scrollY);
 vscode.postMessage({ type: 'ready' });
 rpc.request('getSummary').then(
-  (summary) => show({ kind: 'summary', summary }),
+  (summary) => {
+    show({ kind: 'summary', summary });
+    requestLayers();
+  },
   (err: unknown) => {
     // The host sent the file name in an error message just before this reply: keep it.
     const file = state.content?.kind === 'error' ? state.content.file : undefined;

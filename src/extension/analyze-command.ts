@@ -8,6 +8,7 @@ import { analyzeModel } from '../analysis/analyze';
 import type { Finding } from '../analysis/findings';
 import { OnnxModel } from '../onnx/model';
 import { syntheticSource } from '../runtime/data';
+import { revealLayerCommandUri } from './reveal-layer';
 
 export const ANALYZE_MODEL_COMMAND = 'onnxQuant.analyzeModel';
 
@@ -17,12 +18,16 @@ const SEVERITY: Record<Finding['severity'], vscode.DiagnosticSeverity> = {
   info: vscode.DiagnosticSeverity.Information,
 };
 
-/** One diagnostic per finding; the layer name leads the message so the Problems tab shows it. */
-export function findingDiagnostic(f: Finding): vscode.Diagnostic {
+/**
+ * One diagnostic per finding; the layer name leads the message so the Problems tab shows it. With
+ * the model's URI, a finding about a layer links its code to onnxQuant.revealLayer: clicking the
+ * code in the Problems tab selects that layer in the model editor.
+ */
+export function findingDiagnostic(f: Finding, model?: vscode.Uri): vscode.Diagnostic {
   const where = f.node ? `[${f.node}] ` : '';
   const d = new vscode.Diagnostic(new vscode.Range(0, 0, 0, 0), `${where}${f.message} — ${f.suggestion}`, SEVERITY[f.severity]);
   d.source = 'onnx-quant';
-  d.code = f.code;
+  d.code = model && f.node ? { value: f.code, target: revealLayerCommandUri(model, f.node) } : f.code;
   return d;
 }
 
@@ -53,7 +58,7 @@ export async function analyzeCommand(uri: vscode.Uri, diagnostics: vscode.Diagno
           },
         });
         // Re-analysis replaces the previous findings of this model.
-        diagnostics.set(uri, report.findings.map(findingDiagnostic));
+        diagnostics.set(uri, report.findings.map((f) => findingDiagnostic(f, uri)));
         log.info(`analysis of ${file}: ${report.layers.length} layer(s), ${report.findings.length} finding(s)`);
       } finally {
         model.close();

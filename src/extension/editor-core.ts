@@ -1,13 +1,20 @@
 /**
  * The parts of the model editor that need no workbench, kept free of `vscode` so plain Node tests
- * can run them: the webview page with its Content Security Policy, reading a model's summary, and
- * the error text shown when that fails.
+ * can run them: the webview page with its Content Security Policy, reading a model's summary and
+ * node list, and the error text shown when that fails.
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { OnnxFormatError } from '../onnx/errors';
 import { OnnxModel } from '../onnx/model';
 import { ModelSummary, summarizeModel } from '../onnx/summary';
+import { listNodes, NodeRows } from './layer-store';
+
+/** What the editor shows of a loaded model before any analysis: its summary and its nodes. */
+export interface ModelView {
+  summary: ModelSummary;
+  nodes: NodeRows;
+}
 
 /** Largest model file read whole: one ModelProto cannot exceed protobuf's 2 GB limit. */
 export const MAX_MODEL_FILE_BYTES = 2 ** 31 - 1;
@@ -68,9 +75,14 @@ export function editorHtml(o: EditorPageOptions): string {
 
 /** Decodes and summarizes a model held in memory; `file` names it in errors and anchors external data. */
 export function summarizeModelBytes(bytes: Uint8Array, file: string): ModelSummary {
+  return modelViewOfBytes(bytes, file).summary;
+}
+
+/** Decodes a model held in memory into its summary and node list (no tensor data is read). */
+export function modelViewOfBytes(bytes: Uint8Array, file: string): ModelView {
   const model = OnnxModel.fromBuffer(bytes, file);
   try {
-    return summarizeModel(model);
+    return { summary: summarizeModel(model), nodes: listNodes(model.proto) };
   } finally {
     model.close();
   }
@@ -87,6 +99,11 @@ function yieldToEventLoop(): Promise<void> {
  * Node's file errors (ENOENT, EACCES, …) as they are.
  */
 export async function readModelSummary(file: string, maxBytes = MAX_MODEL_FILE_BYTES): Promise<ModelSummary> {
+  return (await readModelView(file, maxBytes)).summary;
+}
+
+/** readModelSummary with the node list. */
+export async function readModelView(file: string, maxBytes = MAX_MODEL_FILE_BYTES): Promise<ModelView> {
   const st = await fs.promises.stat(file);
   if (!st.isFile()) throw new OnnxFormatError(`${file}: not a file`, { file });
   if (st.size > maxBytes) {
@@ -94,7 +111,7 @@ export async function readModelSummary(file: string, maxBytes = MAX_MODEL_FILE_B
   }
   const bytes = await fs.promises.readFile(file);
   await yieldToEventLoop();
-  return summarizeModelBytes(bytes, file);
+  return modelViewOfBytes(bytes, file);
 }
 
 const ERRNO_TEXT = new Map<string, string>([

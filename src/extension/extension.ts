@@ -6,6 +6,22 @@
 import * as vscode from 'vscode';
 import { MODEL_EDITOR_VIEW_TYPE, ModelEditorProvider } from './model-editor';
 import { ANALYZE_MODEL_COMMAND, analyzeCommand } from './analyze-command';
+import { registerRevealLayerCommand } from './reveal-layer';
+import { JobRunner } from './jobs';
+import { QUANTIZE_MODEL_COMMAND, quantizeCommand } from './quantize-command';
+import {
+  CANCEL_COMMAND,
+  cancelCommand,
+  COMPARE_COMMAND,
+  compareCommand,
+  EXPORT_REPORT_COMMAND,
+  exportReportCommand,
+  SENSITIVITY_COMMAND,
+  sensitivityCommand,
+  SUGGEST_COMMAND,
+  suggestCommand,
+} from './model-commands';
+import { registerRecipeDiagnostics } from './recipe-diagnostics';
 
 export const INSPECT_MODEL_COMMAND = 'onnxQuant.inspectModel';
 
@@ -26,10 +42,10 @@ function activeOnnxUri(): vscode.Uri | undefined {
   return undefined;
 }
 
-async function pickOnnxFile(): Promise<vscode.Uri | undefined> {
+async function pickOnnxFile(title = 'Inspect ONNX Model', openLabel = 'Inspect'): Promise<vscode.Uri | undefined> {
   const picked = await vscode.window.showOpenDialog({
-    title: 'Inspect ONNX Model',
-    openLabel: 'Inspect',
+    title,
+    openLabel,
     canSelectFiles: true,
     canSelectFolders: false,
     canSelectMany: false,
@@ -83,6 +99,39 @@ export function activate(context: vscode.ExtensionContext): void {
       }
     }),
   );
+
+  // Jobs that run in the worker thread, with progress, Cancel and the results panel.
+  const runner = new JobRunner(context.extensionUri, log);
+  /** A command on a model: the file from the menu, else the active editor, else a file picker; errors shown, never thrown. */
+  const modelCommand = (id: string, what: string, fn: (uri: vscode.Uri) => Promise<void>) =>
+    vscode.commands.registerCommand(id, async (arg: unknown) => {
+      try {
+        const uri = isOnnxUri(arg) ? arg : (activeOnnxUri() ?? (await pickOnnxFile(`${what}: choose an ONNX model`, what)));
+        if (!uri) return;
+        if (uri.scheme !== 'file') {
+          void vscode.window.showErrorMessage(`ONNX Quant: ${uri.toString(true)}: ${what} works on local files only.`);
+          return;
+        }
+        await fn(uri);
+      } catch (err) {
+        log.error(err instanceof Error ? err : String(err));
+        void vscode.window.showErrorMessage(`ONNX Quant: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    });
+  context.subscriptions.push(
+    runner,
+    modelCommand(QUANTIZE_MODEL_COMMAND, 'Quantize Model', (uri) => quantizeCommand(uri, runner)),
+    modelCommand(SENSITIVITY_COMMAND, 'Run Sensitivity Analysis', (uri) => sensitivityCommand(uri, runner, diagnostics)),
+    modelCommand(SUGGEST_COMMAND, 'Suggest Bit Widths', (uri) => suggestCommand(uri, runner, diagnostics)),
+    modelCommand(COMPARE_COMMAND, 'Compare Float vs Quantized', (uri) => compareCommand(uri, runner)),
+    modelCommand(EXPORT_REPORT_COMMAND, 'Export Report', (uri) => exportReportCommand(uri, runner, log)),
+    vscode.commands.registerCommand(CANCEL_COMMAND, () => cancelCommand(runner)),
+    registerRecipeDiagnostics(log),
+  );
+
+  // Selects a layer in the model editor: the Problems tab's finding codes link here.
+  context.subscriptions.push(registerRevealLayerCommand());
+
   log.info(`ONNX Quant ${typeof ONNX_QUANT_VERSION === 'string' ? ONNX_QUANT_VERSION : 'dev'} activated`);
 }
 

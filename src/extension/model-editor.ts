@@ -1,14 +1,19 @@
 /**
  * The read-only custom editor for *.onnx files: one ModelDocument per file (loads the model, keeps
- * its summary, reloads when the file changes on disk) and one ModelEditorSession per editor panel
- * (the webview, its messages, its own state). Two editors on the same file share the loaded
- * document but nothing else.
+ * its summary and its layer table with the analysis filling it, reloads when the file changes on
+ * disk) and one ModelEditorSession per editor panel (the webview, its messages, its own state).
+ * Two editors on the same file share the loaded document and its analysis but nothing else; other
+ * files have their own.
  */
+import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { OnnxFormatError } from '../onnx/errors';
 import { ModelSummary } from '../onnx/summary';
-import { HostToWebview, ReplyMessage, WebviewRequest, parseWebviewMessage } from '../shared/protocol';
-import { MAX_MODEL_FILE_BYTES, createNonce, describeLoadError, editorHtml, isInputError, readModelSummary, summarizeModelBytes } from './editor-core';
+import { AnalysisData, AnalysisStatus, HostToWebview, ReplyMessage, WebviewRequest, parseWebviewMessage } from '../shared/protocol';
+import { AnalysisCommand, syntheticDimArgs } from './analysis-process';
+import { MAX_MODEL_FILE_BYTES, ModelView, createNonce, describeLoadError, editorHtml, isInputError, modelViewOfBytes, readModelView } from './editor-core';
+import { AnalysisPlan, LayerAnalysis } from './layer-analysis';
+import { LayerStore } from './layer-store';
 
 export const MODEL_EDITOR_VIEW_TYPE = 'onnxQuant.modelEditor';
 
@@ -19,7 +24,10 @@ const MAX_PENDING_REQUESTS = 16;
 /** Invalid webview messages logged per editor; the rest are dropped silently. */
 const MAX_LOGGED_INVALID_MESSAGES = 5;
 
-export type LoadResult = { ok: true; summary: ModelSummary } | { ok: false; file: string; message: string };
+/** Calibration samples of the editor's analysis (fewer than the CLI's 64: it runs while you look). */
+const EDITOR_ANALYSIS_SAMPLES = 32;
+
+export type LoadResult = { ok: true; summary: ModelSummary; analysis: LayerAnalysis } | { ok: false; file: string; message: string };
 
 /** How a URI is named in messages: the file path for local files, the URI otherwise. */
 export function displayName(uri: vscode.Uri): string {
@@ -47,12 +55,17 @@ class ModelDocument implements vscode.CustomDocument {
   private reloadTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly disposables: vscode.Disposable[] = [this.reloaded];
   private disposed = false;
+  /** The analysis of the latest successful load (disposed when a reload replaces it). */
+  private analysis: LayerAnalysis | undefined;
+  /** The data of the last analysis started, reused when the file changes. */
+  private lastPlan: AnalysisPlan | undefined;
 
   constructor(
     readonly uri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
+    private readonly command: AnalysisCommand,
   ) {
-    this.result = this.load();
+    this.result = this.load(0);
     this.watch();
   }
 
@@ -85,21 +98,31 @@ class ModelDocument implements vscode.CustomDocument {
     if (this.disposed) return;
     const generation = ++this.generation;
     this.log.info(`${displayName(this.uri)} changed on disk; reloading`);
-    const result = this.load();
+    // The old values describe the old file: stop computing them.
+    const wasStarted = this.analysis?.started === true;
+    this.analysis?.dispose();
+    this.analysis = undefined;
+    const result = this.load(generation);
     this.result = result;
     void result.then((r) => {
       // A newer reload supersedes this one; a closed document tells no one.
-      if (!this.disposed && generation === this.generation) this.reloaded.fire(r);
+      if (this.disposed || generation !== this.generation) return;
+      if (r.ok && wasStarted) void this.startAnalysis(r.analysis, this.lastPlan?.data === 'folder' ? this.lastPlan : undefined);
+      this.reloaded.fire(r);
     });
   }
 
-  private async load(): Promise<LoadResult> {
+  private async load(generation: number): Promise<LoadResult> {
     const file = displayName(this.uri);
     const started = Date.now();
     try {
-      const summary = this.uri.scheme === 'file' ? await readModelSummary(this.uri.fsPath) : await this.readRemote(file);
+      const view = this.uri.scheme === 'file' ? await readModelView(this.uri.fsPath) : await this.readRemote(file);
+      const { summary } = view;
       this.log.info(`loaded ${file} (${summary.fileBytes} bytes, ${summary.nodesTotal} nodes) in ${Date.now() - started} ms`);
-      return { ok: true, summary };
+      const analysis = new LayerAnalysis(new LayerStore(generation, view.nodes), file, this.command, (level, message) => this.log[level](message));
+      if (this.disposed || generation !== this.generation) analysis.dispose();
+      else this.analysis = analysis;
+      return { ok: true, summary, analysis };
     } catch (err) {
       const message = describeLoadError(file, err);
       if (isInputError(err) || err instanceof vscode.FileSystemError) this.log.warn(message);
@@ -109,21 +132,59 @@ class ModelDocument implements vscode.CustomDocument {
   }
 
   /** Files on other file systems (remote, virtual): through the workspace file system API. */
-  private async readRemote(file: string): Promise<ModelSummary> {
+  private async readRemote(file: string): Promise<ModelView> {
     const st = await vscode.workspace.fs.stat(this.uri);
     if (st.size > MAX_MODEL_FILE_BYTES) {
       throw new OnnxFormatError(`${file}: ${st.size} bytes is over protobuf's 2 GB limit; large models keep weights in external data`, { file });
     }
-    return summarizeModelBytes(await vscode.workspace.fs.readFile(this.uri), file);
+    return modelViewOfBytes(await vscode.workspace.fs.readFile(this.uri), file);
+  }
+
+  /** The data an analysis runs on: synthetic inputs, or a folder the user picks (undefined: cancelled). */
+  async plan(data: AnalysisData, summary: ModelSummary): Promise<AnalysisPlan | undefined> {
+    const dims = syntheticDimArgs(summary.inputs);
+    const samples = ['--samples', String(EDITOR_ANALYSIS_SAMPLES)];
+    if (data === 'synthetic') {
+      const shapes = summary.inputs.map((i) => i.name).join(', ');
+      return { data, args: [...dims, ...samples], description: `synthetic inputs (${EDITOR_ANALYSIS_SAMPLES} samples${shapes ? ` of ${shapes}` : ''})` };
+    }
+    const picked = await vscode.window.showOpenDialog({
+      title: `Calibration data for ${path.basename(this.uri.path)}`,
+      openLabel: 'Use for analysis',
+      canSelectFiles: false,
+      canSelectFolders: true,
+      canSelectMany: false,
+      defaultUri: vscode.Uri.joinPath(this.uri, '..'),
+    });
+    const dir = picked?.[0];
+    if (!dir) return undefined;
+    return { data, args: ['--calib', dir.fsPath, ...dims, ...samples], description: `calibration data in ${displayName(dir)}` };
+  }
+
+  /** Starts the analysis of a load (synthetic data unless a plan is given). */
+  async startAnalysis(analysis: LayerAnalysis, plan?: AnalysisPlan): Promise<void> {
+    const r = await this.result;
+    if (!r.ok || r.analysis !== analysis) return;
+    if (this.uri.scheme !== 'file') {
+      analysis.fail(`${displayName(this.uri)}: the layer analysis reads local files only`);
+      return;
+    }
+    const p = plan ?? (await this.plan('synthetic', r.summary))!;
+    this.lastPlan = p;
+    await analysis.start(p);
   }
 
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.analysis?.dispose();
     if (this.reloadTimer !== undefined) clearTimeout(this.reloadTimer);
     for (const d of this.disposables.splice(0)) d.dispose();
   }
 }
+
+/** Every open editor panel, for revealLayer. */
+const sessions = new Set<ModelEditorSession>();
 
 /** One editor panel: its webview, the messages from it, and what it has been told. */
 class ModelEditorSession implements vscode.Disposable {
@@ -136,10 +197,14 @@ class ModelEditorSession implements vscode.Disposable {
   private invalidMessages = 0;
   private disposed = false;
   private readonly disposables: vscode.Disposable[] = [];
+  /** This panel's subscription to the analysis of the current load (after its first getLayers). */
+  private subscription: { analysis: LayerAnalysis; dispose(): void } | undefined;
+  /** A layer to reveal once the webview is ready. */
+  private pendingReveal: string | undefined;
 
   constructor(
-    private readonly document: ModelDocument,
-    private readonly panel: vscode.WebviewPanel,
+    readonly document: ModelDocument,
+    readonly panel: vscode.WebviewPanel,
     extensionUri: vscode.Uri,
     private readonly log: vscode.LogOutputChannel,
   ) {
@@ -158,6 +223,13 @@ class ModelEditorSession implements vscode.Disposable {
       document.onDidReload((result) => this.push(result)),
       panel.onDidDispose(() => this.dispose()),
     );
+    sessions.add(this);
+  }
+
+  /** Selects a layer in this editor's table (now, or as soon as its script runs). */
+  reveal(name: string): void {
+    if (this.ready) this.post({ type: 'revealLayer', name });
+    else this.pendingReveal = name;
   }
 
   private onMessage(raw: unknown): void {
@@ -172,6 +244,10 @@ class ModelEditorSession implements vscode.Disposable {
     switch (message.type) {
       case 'ready':
         this.ready = true;
+        if (this.pendingReveal !== undefined) {
+          this.post({ type: 'revealLayer', name: this.pendingReveal });
+          this.pendingReveal = undefined;
+        }
         return;
       case 'request':
         void this.handleRequest(message);
@@ -199,23 +275,60 @@ class ModelEditorSession implements vscode.Disposable {
 
   private async answer(request: WebviewRequest): Promise<ReplyMessage> {
     const { requestId } = request;
-    switch (request.method) {
-      case 'getSummary': {
-        const r = await this.document.current();
-        // The error message carries the file name for the panel's heading; the reply settles the request.
-        if (!r.ok) this.post({ type: 'error', file: r.file, message: r.message });
-        return r.ok
-          ? { type: 'reply', requestId, method: 'getSummary', ok: true, result: r.summary }
-          : { type: 'reply', requestId, method: 'getSummary', ok: false, error: r.message };
-      }
-      default:
-        return assertNever(request.method);
+    const r = await this.document.current();
+    if (!r.ok) {
+      // The error message carries the file name for the panel's heading; the reply settles the request.
+      if (request.method === 'getSummary') this.post({ type: 'error', file: r.file, message: r.message });
+      return { type: 'reply', requestId, method: request.method, ok: false, error: r.message };
     }
+    switch (request.method) {
+      case 'getSummary':
+        return { type: 'reply', requestId, method: 'getSummary', ok: true, result: r.summary };
+      case 'getLayers': {
+        this.follow(r.analysis);
+        // The table is on screen: compute its later columns (once per load, shared by its editors).
+        if (!r.analysis.started) void this.document.startAnalysis(r.analysis);
+        return { type: 'reply', requestId, method: 'getLayers', ok: true, result: r.analysis.store.table(r.analysis.status) };
+      }
+      case 'getLayerDetails':
+        return { type: 'reply', requestId, method: 'getLayerDetails', ok: true, result: r.analysis.store.details(request.params.name) };
+      case 'runAnalysis': {
+        const plan = await this.document.plan(request.params.data, r.summary);
+        if (plan) void this.document.startAnalysis(r.analysis, plan);
+        return { type: 'reply', requestId, method: 'runAnalysis', ok: true, result: r.analysis.status };
+      }
+      case 'cancelAnalysis':
+        r.analysis.cancel();
+        return { type: 'reply', requestId, method: 'cancelAnalysis', ok: true, result: r.analysis.status };
+      default:
+        return assertNever(request);
+    }
+  }
+
+  /** Forwards the analysis's patches and progress to this webview. */
+  private follow(analysis: LayerAnalysis): void {
+    if (this.subscription?.analysis === analysis) return;
+    this.subscription?.dispose();
+    const sub = analysis.subscribe({
+      patch: (patch) => this.post({ type: 'layerUpdate', patch }),
+      status: (status: AnalysisStatus) => this.post({ type: 'analysisProgress', status }),
+    });
+    this.subscription = { analysis, dispose: () => sub.dispose() };
   }
 
   private push(result: LoadResult): void {
     if (!this.ready) return; // the webview asks when it starts
-    this.post(result.ok ? { type: 'summary', summary: result.summary } : { type: 'error', file: result.file, message: result.message });
+    if (!result.ok) {
+      this.subscription?.dispose();
+      this.subscription = undefined;
+      this.post({ type: 'error', file: result.file, message: result.message });
+      return;
+    }
+    this.post({ type: 'summary', summary: result.summary });
+    if (this.subscription) {
+      this.follow(result.analysis);
+      this.post({ type: 'layers', table: result.analysis.store.table(result.analysis.status) });
+    }
   }
 
   private post(message: HostToWebview): void {
@@ -228,12 +341,32 @@ class ModelEditorSession implements vscode.Disposable {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    sessions.delete(this);
+    this.subscription?.dispose();
     for (const d of this.disposables.splice(0)) d.dispose();
   }
 }
 
 function assertNever(value: never): never {
   throw new Error(`unexpected value ${JSON.stringify(value)}`);
+}
+
+/**
+ * Asks the model editors showing `uri` to select and scroll to a layer, bringing the most
+ * recently active one to the front. False when no model editor shows that file.
+ */
+export function revealLayerInEditors(uri: vscode.Uri, name: string): boolean {
+  const matching = [...sessions].filter((s) => sameResource(s.document.uri, uri));
+  if (matching.length === 0) return false;
+  const target = matching.find((s) => s.panel.active) ?? matching.find((s) => s.panel.visible) ?? matching[matching.length - 1]!;
+  target.panel.reveal(undefined, false);
+  for (const s of matching) s.reveal(name);
+  return true;
+}
+
+/** The analysis runs the CLI bundle next to the extension's bundle, with the host's own Node. */
+function analysisCommand(extensionUri: vscode.Uri): AnalysisCommand {
+  return { execPath: process.execPath, execArgs: [vscode.Uri.joinPath(extensionUri, 'dist', 'cli.js').fsPath] };
 }
 
 export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<ModelDocument> {
@@ -250,7 +383,7 @@ export class ModelEditorProvider implements vscode.CustomReadonlyEditorProvider<
   ) {}
 
   openCustomDocument(uri: vscode.Uri): ModelDocument {
-    return new ModelDocument(uri, this.log);
+    return new ModelDocument(uri, this.log, analysisCommand(this.extensionUri));
   }
 
   resolveCustomEditor(document: ModelDocument, panel: vscode.WebviewPanel): void {

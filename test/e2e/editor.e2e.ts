@@ -7,6 +7,12 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Frame } from 'playwright-core';
+import { ModelBuilder } from '../../src/onnx/builder';
+import { DataType } from '../../src/onnx/dtypes';
+import { encodeModel } from '../../src/onnx/encode';
+import { OnnxModel } from '../../src/onnx/model';
+import { summarizeModel } from '../../src/onnx/summary';
 import { CLS_MODEL, Session, copyModel, waitFor, writeCorruptModel } from './harness';
 
 // Figures of PaddleOCR's mobile angle classifier (also checked by test/unit/real-models.test.ts).
@@ -17,6 +23,42 @@ const MODEL = path.basename(CLS_MODEL);
 
 let session: Session;
 let workspace = '';
+
+/** Nodes of the generated big model: one MatMul and a chain of Neg (no integer kernel, cheap to analyze). */
+const BIG_NODES = 10_001;
+
+function writeBigModel(dir: string, name: string): void {
+  const b = new ModelBuilder({ opset: 17, seed: 5 });
+  let t = b.matMul(b.input('x', DataType.FLOAT, [1, 8]), 8, 8, { name: 'big_matmul' });
+  for (let i = 1; i < BIG_NODES; i++) t = b.node('Neg', [t], {}, { name: `neg_${i}` });
+  b.output(t, DataType.FLOAT);
+  writeFileSync(path.join(dir, name), encodeModel(b.build()));
+}
+
+/** The node count our own decoder gives (the table must have one row per node). */
+function nodeCount(file: string): number {
+  const m = OnnxModel.load(file);
+  try {
+    return summarizeModel(m).nodesTotal;
+  } finally {
+    m.close();
+  }
+}
+
+/** The layer table's frame once its rows are in (aria-busy off). */
+async function layerTableFrame(fileName: string): Promise<Frame> {
+  const frame = await session.workbench.webviewFrame('.model-header h1', fileName);
+  await frame.locator('section.layers[aria-busy="false"]').waitFor({ timeout: 60_000 });
+  return frame;
+}
+
+async function visibleNames(frame: Frame): Promise<string[]> {
+  return frame.evaluate(() =>
+    Array.from(document.querySelectorAll<HTMLElement>('.lt-row'))
+      .sort((a, b) => Number(a.getAttribute('aria-rowindex')) - Number(b.getAttribute('aria-rowindex')))
+      .map((r) => r.querySelector('.lt-col-name')?.textContent ?? ''),
+  );
+}
 
 /** A test whose failure keeps the run folder and a screenshot of the window (see Session.stop). */
 function e2eTest(name: string, fn: () => Promise<void>): void {
@@ -46,6 +88,7 @@ describe('model editor in VS Code', { timeout: 300_000 }, () => {
       writeCorruptModel(ws, 'corrupt.onnx');
       copyModel(ws, 'after-error.onnx');
       writeFileSync(path.join(ws, 'notes.txt'), 'not a model\n');
+      writeBigModel(ws, 'big.onnx');
     });
   });
 
@@ -74,6 +117,72 @@ describe('model editor in VS Code', { timeout: 300_000 }, () => {
     assert.match(text, /initializers 0/);
     assert.equal(await wb.activeTabLabel(), MODEL);
     await wb.screenshot('model-editor', { docs: true });
+  });
+
+  e2eTest('the layer table lists every node, sorts, filters, fills in as the analysis runs, and shows a layer\'s details', async () => {
+    const wb = session.workbench;
+    const frame = await layerTableFrame(MODEL);
+    const expected = nodeCount(CLS_MODEL);
+    assert.equal(await frame.locator('.layer-table').getAttribute('aria-rowcount'), String(expected + 1));
+    assert.equal((await frame.locator('.lt-count').textContent())?.trim(), `${expected} nodes`);
+    // Virtualized: far fewer row elements than nodes.
+    const rendered = await frame.locator('.lt-row').count();
+    assert.ok(rendered > 5 && rendered < 60, `${rendered} row elements`);
+
+    // Later phases arrive by push: activation ranges, sensitivity and suggested bits.
+    await frame.locator('.lt-status[data-state="done"]').waitFor({ timeout: 120_000 });
+
+    // Sort by op type (descending on the second click), then filter.
+    await frame.locator('.lt-header [data-sort="opType"]').click();
+    const ascending = await visibleNames(frame);
+    await frame.locator('.lt-header [data-sort="opType"]').click();
+    assert.equal(await frame.locator('.lt-header [data-sort="opType"]').getAttribute('aria-sort'), 'descending');
+    assert.notDeepEqual(await visibleNames(frame), ascending);
+    await frame.locator('.lt-filter').click();
+    await wb.page.keyboard.type('conv');
+    await waitFor('the filter to apply', async () => /of \d+ nodes/.test((await frame.locator('.lt-count').textContent()) ?? ''), 10_000);
+    const names = await visibleNames(frame);
+    assert.ok(names.length > 0 && names.every((n) => /conv/i.test(n)), `filtered names ${JSON.stringify(names.slice(0, 5))}`);
+    const convRow = frame.locator('.lt-row[aria-rowindex="2"]');
+    assert.match((await convRow.locator('.lt-col-weight').textContent()) ?? '', /^\[/);
+    assert.match((await convRow.locator('.lt-col-activation').textContent()) ?? '', /^\[/);
+    assert.match((await convRow.locator('.lt-col-sensitivity').textContent()) ?? '', /dB$/);
+
+    // Sort by sensitivity (most sensitive first) and select the first layer.
+    await frame.locator('.lt-header [data-sort="sensitivity"]').click();
+    await frame.locator('.lt-row[aria-rowindex="2"]').click();
+    await frame.locator('.layer-details .ld-name').waitFor({ timeout: 15_000 });
+    const selected = (await frame.locator('.lt-row.selected .lt-col-name').textContent()) ?? '';
+    assert.equal((await frame.locator('.layer-details .ld-name').textContent())?.trim(), selected.trim());
+    assert.ok((await frame.locator('.layer-details canvas.chart').count()) >= 3, 'weight and activation histograms and channel ranges');
+    const painted = await frame.evaluate(() => {
+      const c = document.querySelector<HTMLCanvasElement>('.layer-details canvas.chart');
+      const ctx = c?.getContext('2d');
+      if (!c || !ctx) return 0;
+      const px = ctx.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i]! > 0) n++;
+      return n;
+    });
+    assert.ok(painted > 100, `the histogram is drawn (${painted} painted pixels)`);
+    assert.match((await frame.locator('.layer-details').innerText()) ?? '', /8-bit[\s\S]*4-bit/);
+    await frame.locator('section.layers').evaluate((e) => e.scrollIntoView({ block: 'start' }));
+    await wb.screenshot('layer-table', { docs: true });
+  });
+
+  e2eTest('a generated model with 10,000+ nodes renders a bounded window of rows and scrolls to the end', async () => {
+    const wb = session.workbench;
+    await wb.openFromExplorer('big.onnx');
+    const frame = await layerTableFrame('big.onnx');
+    assert.equal(await frame.locator('.layer-table').getAttribute('aria-rowcount'), String(nodeCount(path.join(workspace, 'big.onnx')) + 1));
+    assert.equal(nodeCount(path.join(workspace, 'big.onnx')), BIG_NODES);
+    const before = await frame.locator('.lt-row').count();
+    assert.ok(before < 80, `${before} row elements for ${BIG_NODES} nodes`);
+    await frame.locator('.lt-viewport').evaluate((v) => {
+      v.scrollTop = v.scrollHeight;
+    });
+    await waitFor('the last rows to render', async () => (await visibleNames(frame)).includes(`neg_${BIG_NODES - 1}`), 10_000);
+    assert.ok((await frame.locator('.lt-row').count()) < 80);
   });
 
   e2eTest('the explorer context menu offers Inspect Model for .onnx files only', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { MAX_REQUEST_ID, parseWebviewMessage, WebviewToHost } from '../../src/shared/protocol';
+import { MAX_LAYER_NAME_LENGTH, MAX_REQUEST_ID, parseWebviewMessage, WebviewToHost } from '../../src/shared/protocol';
 
 describe('parseWebviewMessage: valid messages', () => {
   test('ready', () => {
@@ -200,8 +200,53 @@ describe('parseWebviewMessage: hostile input', () => {
 describe('protocol types', () => {
   test('the parsed union narrows on type and method', () => {
     const m: WebviewToHost | undefined = parseWebviewMessage({ type: 'request', requestId: 9, method: 'getSummary' });
-    assert.ok(m && m.type === 'request');
+    assert.ok(m && m.type === 'request' && m.method === 'getSummary');
     const method: 'getSummary' = m.method;
     assert.equal(method, 'getSummary');
   });
+});
+
+describe('layer table requests', () => {
+  test('getLayers and cancelAnalysis take no params', () => {
+    assert.deepEqual(parseWebviewMessage({ type: 'request', requestId: 1, method: 'getLayers' }), { type: 'request', requestId: 1, method: 'getLayers' });
+    assert.deepEqual(parseWebviewMessage({ type: 'request', requestId: 2, method: 'cancelAnalysis' }), { type: 'request', requestId: 2, method: 'cancelAnalysis' });
+    assert.equal(parseWebviewMessage({ type: 'request', requestId: 1, method: 'getLayers', params: {} }), undefined);
+  });
+
+  test('getLayerDetails: a bounded layer name, rebuilt', () => {
+    const params = { name: 'p2o.Conv.0' };
+    const m = parseWebviewMessage({ type: 'request', requestId: 3, method: 'getLayerDetails', params });
+    assert.deepEqual(m, { type: 'request', requestId: 3, method: 'getLayerDetails', params: { name: 'p2o.Conv.0' } });
+    assert.ok(m && m.type === 'request' && m.method === 'getLayerDetails');
+    assert.notEqual(m.params, params);
+    // Empty and long (but bounded) names are names; the host answers null when no node has it.
+    assert.ok(parseWebviewMessage({ type: 'request', requestId: 3, method: 'getLayerDetails', params: { name: '' } }));
+    assert.ok(parseWebviewMessage({ type: 'request', requestId: 3, method: 'getLayerDetails', params: { name: 'x'.repeat(MAX_LAYER_NAME_LENGTH) } }));
+  });
+
+  test('runAnalysis: data is an enum', () => {
+    assert.deepEqual(parseWebviewMessage({ type: 'request', requestId: 4, method: 'runAnalysis', params: { data: 'synthetic' } }), {
+      type: 'request', requestId: 4, method: 'runAnalysis', params: { data: 'synthetic' },
+    });
+    assert.ok(parseWebviewMessage({ type: 'request', requestId: 4, method: 'runAnalysis', params: { data: 'folder' } }));
+  });
+
+  const rejected: [string, unknown][] = [
+    ['getLayerDetails without params', { type: 'request', requestId: 1, method: 'getLayerDetails' }],
+    ['getLayerDetails with a name too long', { type: 'request', requestId: 1, method: 'getLayerDetails', params: { name: 'x'.repeat(MAX_LAYER_NAME_LENGTH + 1) } }],
+    ['getLayerDetails with a numeric name', { type: 'request', requestId: 1, method: 'getLayerDetails', params: { name: 5 } }],
+    ['getLayerDetails with an extra field', { type: 'request', requestId: 1, method: 'getLayerDetails', params: { name: 'a', index: 1 } }],
+    ['getLayerDetails with an array', { type: 'request', requestId: 1, method: 'getLayerDetails', params: ['a'] }],
+    ['getLayerDetails with a class instance', { type: 'request', requestId: 1, method: 'getLayerDetails', params: new (class { name = 'a'; })() }],
+    ['getLayerDetails with a getter', { type: 'request', requestId: 1, method: 'getLayerDetails', params: Object.defineProperty({}, 'name', { get: () => 'a', enumerable: true }) }],
+    ['runAnalysis with an unknown data kind', { type: 'request', requestId: 1, method: 'runAnalysis', params: { data: 'network' } }],
+    ['runAnalysis with a path', { type: 'request', requestId: 1, method: 'runAnalysis', params: { data: 'folder', path: '/etc' } }],
+    ['runAnalysis without params', { type: 'request', requestId: 1, method: 'runAnalysis' }],
+    ['cancelAnalysis with params', { type: 'request', requestId: 1, method: 'cancelAnalysis', params: { now: true } }],
+    ['a host-only message type', { type: 'revealLayer', name: 'a' }],
+    ['a layerUpdate from the webview', { type: 'layerUpdate', patch: {} }],
+  ];
+  for (const [what, value] of rejected) {
+    test(`rejects ${what}`, () => assert.equal(parseWebviewMessage(value), undefined));
+  }
 });
