@@ -47,6 +47,9 @@ export const QUANTIZE_OPTIONS = {
   smoothquant: { type: 'boolean' },
   'no-smoothquant': { type: 'boolean' },
   'smoothquant-alpha': { type: 'string' },
+  adaround: { type: 'boolean' },
+  'no-adaround': { type: 'boolean' },
+  'adaround-seconds': { type: 'string' },
   dim: { type: 'string', multiple: true },
   fixed: { type: 'string', multiple: true },
   'image-resize': { type: 'string' },
@@ -83,6 +86,7 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --cle | --no-cle        cross-layer equalization of Conv→act→Conv chains (static)
       --bias-correction | --no-bias-correction      correct biases by the mean quantization error (static)
       --smoothquant | --no-smoothquant  --smoothquant-alpha A|auto (default 0.5)  MatMul/Gemm outliers (static)
+      --adaround | --no-adaround  --adaround-seconds S (default 60)  learned weight rounding per layer (static)
       --dim NAME=SIZE         size of a symbolic input dim for synthetic data (repeatable)
       --fixed INPUT=V1,V2,…   exact values of an input for synthetic data, e.g. --fixed sr=16000
       --image-resize model|HxW --image-scale S --image-mean a,b,c --image-std a,b,c
@@ -142,6 +146,8 @@ function commandLineSettings(v: Values): Partial<QuantConfig> {
   toggle(v.cle, v['no-cle'], 'cle', 'crossLayerEqualization');
   toggle(v['bias-correction'], v['no-bias-correction'], 'bias-correction', 'biasCorrection');
   toggle(v.smoothquant, v['no-smoothquant'], 'smoothquant', 'smoothQuant');
+  toggle(v.adaround, v['no-adaround'], 'adaround', 'adaround');
+  if (v['adaround-seconds'] !== undefined) s.adaroundSeconds = num(v['adaround-seconds'], 'adaround-seconds', { min: 1, max: 86400 });
   const alpha = v['smoothquant-alpha'];
   if (alpha !== undefined) s.smoothQuantAlpha = alpha === 'auto' ? 'auto' : num(alpha, 'smoothquant-alpha', { min: 0, max: 1 });
   // Same validation as recipe files, so both reject the same values with the same words.
@@ -300,7 +306,7 @@ export function formatQuantizeReport(r: QuantizeReport): string {
     lines.push(`  accuracy loop, target ${a.target}: ${a.met ? 'met' : 'NOT met'} after ${a.steps.length - 1} step(s) (${a.stopReason})`);
     for (const s of a.steps) {
       const what = s.layer ? `${s.layer} (${s.opType}) → ${s.precision}${s.gainDb !== undefined ? ` (alone it bought ${s.gainDb.toFixed(1)} dB)` : ''}` : 'start';
-      lines.push(`    ${String(s.step).padStart(3)}. ${what}: ${s.metric.toFixed(3)}, ${formatBytes(s.sizeBytes)}`);
+      lines.push(`    ${String(s.step).padStart(3)}. ${what}: ${s.metric.toFixed(3)}, ${formatBytes(s.sizeBytes)}${s.kept === false ? ' — worse, undone' : ''}`);
     }
     if (a.recipe) lines.push(`    recipe: ${a.recipe}`);
   }

@@ -15,12 +15,12 @@
  */
 import type * as ort from 'onnxruntime-node';
 import { encodeModel } from '../onnx/encode';
-import { GraphView } from '../onnx/graph';
-import type { ModelProto } from '../onnx/proto';
+import type { GraphProto, ModelProto } from '../onnx/proto';
+import { withExtraOutputs } from './calibrate';
 import type { ActivationType, NodeOverride, QuantConfig } from '../quant/config';
 import { isExcluded, nodeSettings } from '../quant/config';
 import type { StaticQdqResult } from '../quant/graph/qdq';
-import { activationInputIndices, CALIBRATED_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
+import { CALIBRATED_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
 import { MetricAccumulator } from '../quant/metrics';
 import type { Sample, SampleSource } from './samples';
 import { createSession, forEachSample, runSession, throwIfAborted } from './session';
@@ -45,7 +45,9 @@ export interface LoopStep {
   precision?: LoopPrecision;
   /** What raising this layer alone bought on the probe samples (dB of the worst output's SQNR). */
   gainDb?: number;
-  /** The target's quantity after this step: worst output SQNR (dB) or the mean user metric. */
+  /** False when the raise made the target worse and was undone (the next step starts without it). */
+  kept?: boolean;
+  /** The target's quantity with this step's raise: worst output SQNR (dB) or the mean user metric. */
   metric: number;
   /** Serialized size of the quantized model after this step. */
   sizeBytes: number;
@@ -61,7 +63,7 @@ export interface LoopResult {
   /** The transform of the last step (what gets written). */
   transformed: StaticQdqResult;
   /** Why the loop ended. */
-  stopReason: 'target met' | 'nothing left to raise' | 'step budget spent';
+  stopReason: 'target met' | 'nothing left to raise' | 'no raise helps any more' | 'step budget spent';
 }
 
 export interface LoopOptions {
@@ -84,41 +86,36 @@ export interface LoopOptions {
   onProgress?: (message: string) => void;
 }
 
+/** Consecutive undone steps after which the ranking is redone on the current model. */
+const RERANK_AFTER_UNDONE = 4;
+
 const SIXTEEN_BIT: Record<ActivationType, ActivationType> = { uint8: 'uint16', int8: 'int16', uint16: 'uint16', int16: 'int16' };
 const is16 = (t: ActivationType) => t === 'uint16' || t === 'int16';
 
-/** A node the loop may raise: a main-graph layer the transform quantized (not data movement). */
+/** A node the loop may raise: a layer the transform quantized (not data movement), in any graph. */
 interface Candidate {
   name: string;
   opType: string;
-  /** Float activations it reads. */
-  inputs: string[];
-  /** The tensor whose quantization it owns: its output, or that of the Relu/Clip folded into it. */
-  output: string;
 }
 
 function candidates(floatProto: ModelProto, transformed: StaticQdqResult, config: QuantConfig): Candidate[] {
-  const g = floatProto.graph!;
-  const view = new GraphView(g);
-  const initializers = new Set(g.initializer.map((t) => t.name));
   const quantized = new Set(transformed.quantized.map((q) => q.name));
   const out: Candidate[] = [];
-  for (const n of g.node) {
-    if (!n.name || !quantized.has(n.name) || isExcluded(config, n)) continue;
-    if (!(n.opType in WEIGHTED_OPS) && !CALIBRATED_OPS.has(n.opType)) continue;
-    const inputs = activationInputIndices(n.opType, n.input.length)
-      .map((i) => n.input[i] ?? '')
-      .filter((x) => x && !initializers.has(x) && view.producer(x)?.opType !== 'Constant');
-    const weighted = WEIGHTED_OPS[n.opType];
-    const acts = weighted ? inputs.filter((x) => x !== n.input[weighted.weight] && x !== n.input[weighted.bias ?? -1]) : inputs;
-    let output = n.output[0] ?? '';
-    // A Relu/Clip folded into this node: its output carries the node's quantization.
-    const readers = view.consumers(output);
-    if (readers.length === 1 && (readers[0]!.opType === 'Relu' || readers[0]!.opType === 'Clip') && transformed.dequantized.has(readers[0]!.output[0] ?? '')) {
-      output = readers[0]!.output[0]!;
+  const seen = new Set<string>();
+  // Taken If branches are quantized in place: their layers are candidates like the main graph's.
+  const visit = (g: GraphProto) => {
+    for (const n of g.node) {
+      for (const a of n.attribute) {
+        if (a.g) visit(a.g);
+        for (const sg of a.graphs) visit(sg);
+      }
+      if (!n.name || seen.has(n.name) || !quantized.has(n.name) || isExcluded(config, n)) continue;
+      if (!(n.opType in WEIGHTED_OPS) && !CALIBRATED_OPS.has(n.opType)) continue;
+      seen.add(n.name);
+      out.push({ name: n.name, opType: n.opType });
     }
-    out.push({ name: n.name, opType: n.opType, inputs: acts, output });
-  }
+  };
+  visit(floatProto.graph!);
   return out;
 }
 
@@ -149,23 +146,48 @@ const toFloat64 = (t: ort.Tensor): Float64Array | undefined => {
   return undefined;
 };
 
-/** Measures the target's quantity on `eval`: float outputs are computed once and kept. */
+/**
+ * Where a graph output is a Softmax of logits, the logits: the ranking compares those, since
+ * probabilities near 0 and 1 make SQNR a count of argmax flips on a few samples, not a measure of
+ * how far the quantized model drifted.
+ */
+function logitsOf(proto: ModelProto): Map<string, string> {
+  const g = proto.graph!;
+  const out = new Map<string, string>();
+  for (const o of g.output) {
+    const p = g.node.find((n) => n.output.includes(o.name));
+    out.set(o.name, p && (p.opType === 'Softmax' || p.opType === 'LogSoftmax') && p.input[0] ? p.input[0] : o.name);
+  }
+  return out;
+}
+
+/** Measures the target's quantity on a sample source: float results are computed once and kept. */
 class TargetMeter {
   private floatOutputs: Record<string, ort.Tensor>[] | undefined;
+  /** Tensors compared: the graph outputs, or their logits (see logitsOf). */
+  private readonly compared: string[];
 
   constructor(
     private readonly o: LoopOptions,
     private readonly source: SampleSource,
     private readonly target: LoopTarget,
-  ) {}
+    useLogits = false,
+  ) {
+    const outs = logitsOf(o.floatProto);
+    this.compared = [...new Set(useLogits ? outs.values() : outs.keys())];
+  }
+
+  private withCompared(proto: ModelProto): Uint8Array {
+    return encodeModel(withExtraOutputs(proto, this.compared));
+  }
 
   private async floatRuns(): Promise<Record<string, ort.Tensor>[]> {
     if (this.floatOutputs) return this.floatOutputs;
-    const session = await createSession(this.o.floatProto, { threads: this.o.threads, name: '<float model>', externalDataDir: this.o.externalDataDir });
+    const session = await createSession(this.withCompared(this.o.floatProto), { threads: this.o.threads, name: '<float model>', externalDataDir: this.o.externalDataDir });
     const outs: Record<string, ort.Tensor>[] = [];
     try {
       await forEachSample(this.source, this.o.signal, 'accuracy loop', async (sample, i) => {
-        outs.push(await runSession(session, sample, undefined, '<float model>', `evaluation sample ${i + 1}`));
+        outs.push(await runSession(session, sample, this.compared, '<float model>', `evaluation sample ${i + 1}`));
       });
     } finally {
       await session.release();
@@ -174,16 +196,16 @@ class TargetMeter {
     return outs;
   }
 
-  async measure(model: Uint8Array): Promise<number> {
+  async measure(model: ModelProto): Promise<number> {
     const ref = await this.floatRuns();
-    const session = await createSession(model, { threads: this.o.threads, name: '<quantized model>', externalDataDir: this.o.externalDataDir });
+    const session = await createSession(this.withCompared(model), { threads: this.o.threads, name: '<quantized model>', externalDataDir: this.o.externalDataDir });
     const target = this.target;
     const acc = new Map<string, MetricAccumulator>();
     let scoreSum = 0;
     let count = 0;
     try {
       await forEachSample(this.source, this.o.signal, 'accuracy loop', async (sample, i) => {
-        const test = await runSession(session, sample, Object.keys(ref[i]!), '<quantized model>', `evaluation sample ${i + 1}`);
+        const test = await runSession(session, sample, this.compared, '<quantized model>', `evaluation sample ${i + 1}`);
         if (target.kind === 'metric') {
           const s = await target.score(ref[i]!, test, sample);
           if (typeof s !== 'number' || !Number.isFinite(s)) throw new TypeError(`metric ${target.name}: score() returned ${String(s)} for evaluation sample ${i + 1}; it must return a finite number`);
@@ -245,9 +267,9 @@ async function rankCandidates(o: LoopOptions, config: QuantConfig, cands: readon
     throwIfAborted(o.signal, 'accuracy loop');
     o.onProgress?.(`ranking layers: ${i + 1}/${cands.length} (${c.name})`);
     const to16 = raise(config, c.name)!;
-    const gain16 = to16.precision === 'int16' ? (await probe.measure(encodeModel(o.transform(to16.config).model))) - base : -Infinity;
+    const gain16 = to16.precision === 'int16' ? (await probe.measure(o.transform(to16.config).model)) - base : -Infinity;
     const toFloat = to16.precision === 'float' ? to16 : raise(to16.config, c.name)!;
-    const gainFloat = (await probe.measure(encodeModel(o.transform(toFloat.config).model))) - base;
+    const gainFloat = (await probe.measure(o.transform(toFloat.config).model)) - base;
     const rung: LoopPrecision = gain16 >= 0.75 * gainFloat ? 'int16' : 'float';
     ranked.push({ ...c, gain16, gainFloat, rung });
   }
@@ -261,49 +283,78 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
   let transformed = o.transform(config);
   let bytes = encodeModel(transformed.model);
   o.onProgress?.('measuring the starting point');
-  let value = await meter.measure(bytes);
+  let value = await meter.measure(transformed.model);
   const steps: LoopStep[] = [{ step: 0, metric: value, sizeBytes: bytes.length, met: meets(o.target, value) }];
   o.onStep?.(steps[0]!);
   if (steps[0]!.met) return { target: o.target, steps, met: true, config, transformed, stopReason: 'target met' };
 
-  // Ranking works on the worst output SQNR (continuous, unlike most task metrics) of a few samples.
-  const probe = new TargetMeter(o, firstSamples(o.eval, o.probeSamples ?? 4), { kind: 'sqnr', minDb: Infinity });
-  const base = await probe.measure(bytes);
-  const ranked = await rankCandidates(o, config, candidates(o.floatProto, transformed, config), probe, base);
-
-  // First pass: each layer, worst first, to the rung it needs; second pass: 16-bit ones to float.
-  const plan: { layer: Ranked; precision: LoopPrecision }[] = [
-    ...ranked.map((l) => ({ layer: l, precision: l.rung })),
-    ...ranked.filter((l) => l.rung === 'int16').map((l) => ({ layer: l, precision: 'float' as const })),
-  ];
+  // Ranking works on the worst output's SQNR (logits for Softmax outputs) on a few samples:
+  // continuous, unlike most task metrics.
+  const probe = new TargetMeter(o, firstSamples(o.eval, o.probeSamples ?? 4), { kind: 'sqnr', minDb: Infinity }, true);
   let stopReason: LoopResult['stopReason'] = 'nothing left to raise';
-  for (const { layer, precision } of plan) {
-    if (meets(o.target, value)) break;
-    throwIfAborted(o.signal, 'accuracy loop');
-    if (steps.length > o.maxSteps) {
-      stopReason = 'step budget spent';
+  rounds: for (;;) {
+    // Each round ranks the layers on the model as it now is: once the worst layers are fixed,
+    // others that their noise masked come to the top (a layer "alone" worth 0.2 dB at the start
+    // can be worth 4 dB once its neighbour is 16-bit).
+    const base = await probe.measure(transformed.model);
+    const cands = candidates(o.floatProto, transformed, config).filter((c) => precisionOf(config, c.name) !== 'float');
+    const ranked = (await rankCandidates(o, config, cands, probe, base)).filter((l) => Math.max(l.gain16, l.gainFloat) > 0);
+    if (!ranked.length) {
+      stopReason = cands.length ? 'no raise helps any more' : 'nothing left to raise';
       break;
     }
-    let next = raise(config, layer.name);
-    if (next && precision === 'float' && next.precision === 'int16') next = raise(next.config, layer.name);
-    if (!next) continue;
-    config = next.config;
-    transformed = o.transform(config);
-    bytes = encodeModel(transformed.model);
-    o.onProgress?.(`step ${steps.length}: ${layer.name} → ${next.precision}`);
-    value = await meter.measure(bytes);
-    const step: LoopStep = {
-      step: steps.length,
-      layer: layer.name,
-      opType: layer.opType,
-      precision: next.precision,
-      gainDb: next.precision === 'int16' ? layer.gain16 : layer.gainFloat,
-      metric: value,
-      sizeBytes: bytes.length,
-      met: meets(o.target, value),
-    };
-    steps.push(step);
-    o.onStep?.(step);
+    // Each layer, worst first, to the rung it needs; then the 16-bit ones to float.
+    const plan: { layer: Ranked; precision: LoopPrecision }[] = [
+      ...ranked.map((l) => ({ layer: l, precision: l.rung })),
+      ...ranked.filter((l) => l.rung === 'int16').map((l) => ({ layer: l, precision: 'float' as const })),
+    ];
+    let keptThisRound = 0;
+    let undoneInARow = 0;
+    for (const { layer, precision } of plan) {
+      if (meets(o.target, value)) break rounds;
+      throwIfAborted(o.signal, 'accuracy loop');
+      if (steps.length > o.maxSteps) {
+        stopReason = 'step budget spent';
+        break rounds;
+      }
+      let next = raise(config, layer.name);
+      if (next && precision === 'float' && next.precision === 'int16') next = raise(next.config, layer.name);
+      if (!next) continue;
+      const candidate = o.transform(next.config);
+      o.onProgress?.(`step ${steps.length}: ${layer.name} → ${next.precision}`);
+      const measured = await meter.measure(candidate.model);
+      // A raise that makes the target worse is undone: quantization noise does not add up
+      // monotonically (a cleaner tensor can push a later, coarser one into rounding the other
+      // way), so "more precision" is kept only where it is measured to help.
+      const kept = measured >= value;
+      if (kept) {
+        config = next.config;
+        transformed = candidate;
+        bytes = encodeModel(transformed.model);
+        value = measured;
+        keptThisRound++;
+        undoneInARow = 0;
+      } else undoneInARow++;
+      const step: LoopStep = {
+        kept,
+        step: steps.length,
+        layer: layer.name,
+        opType: layer.opType,
+        precision: next.precision,
+        gainDb: next.precision === 'int16' ? layer.gain16 : layer.gainFloat,
+        metric: measured,
+        sizeBytes: kept ? bytes.length : encodeModel(candidate.model).length,
+        met: meets(o.target, measured),
+      };
+      steps.push(step);
+      o.onStep?.(step);
+      // The rest of this ranking is stale once several raises in a row did not help: re-rank.
+      if (undoneInARow >= RERANK_AFTER_UNDONE && keptThisRound > 0) break;
+    }
+    if (keptThisRound === 0) {
+      stopReason = 'no raise helps any more';
+      break;
+    }
   }
   if (meets(o.target, value)) stopReason = 'target met';
   return { target: o.target, steps, met: meets(o.target, value), config, transformed, stopReason };

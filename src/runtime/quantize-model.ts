@@ -26,6 +26,7 @@ import { FloatRange } from '../quant/types';
 import { equalizeCrossLayer } from '../quant/refine/cle';
 import type { RefinementReport } from '../quant/refine/report';
 import { correctBiases, RefineContext } from './refine/bias-correction';
+import { learnedRounding } from './refine/adaround';
 import { smoothQuant } from './refine/smoothquant';
 import { calibrate, chooseRange, TensorStats } from './calibrate';
 import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
@@ -74,7 +75,7 @@ export interface QuantizeReport {
   quantized: TransformedNode[];
   skippedNodes: SkippedNode[];
   preprocessing: string[];
-  /** Post-training refinements that ran (cross-layer equalization, SmoothQuant, bias correction), in order. */
+  /** Post-training refinements that ran (cross-layer equalization, SmoothQuant, learned rounding, bias correction), in order. */
   refinements: RefinementReport[];
   calibration: { samples: number; seconds: number; synthetic: boolean; method: string; source: string; peakRssBytes: number; unobserved: number } | null;
   eval: {
@@ -265,7 +266,10 @@ export function activationRanges(stats: ReadonlyMap<string, TensorStats>, config
     if (!r) {
       const s = stats.get(tensor);
       if (!s) return undefined;
-      r = chooseRange(s, config.method, type, { symmetric, percentile: config.percentile });
+      // At 16 bits a step is finer than a histogram bin (2048 bins), so the histogram searches
+      // cannot weigh rounding against clipping: the observed range is the right one.
+      const method = is16BitType(type) ? 'minmax' : config.method;
+      r = chooseRange(s, method, type, { symmetric, percentile: config.percentile });
       cache.set(key, r);
     }
     return r;
@@ -321,6 +325,12 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       // Refinements of the float weights that use the calibrated ranges (bias correction last,
       // measured with the final weights).
       const refine: RefineContext = { model, config, ranges, readWeight, calib: options.calib, signal, threads: options.threads, onProgress };
+      if (config.adaround) {
+        // Chooses the weights' integers; bias correction then measures those final weights.
+        const ar = await learnedRounding(plan, refine, { seconds: config.adaroundSeconds });
+        plan = ar.plan;
+        refinements.push(ar.report);
+      }
       if (config.biasCorrection) {
         const bc = await correctBiases(plan, refine);
         plan = bc.plan;
