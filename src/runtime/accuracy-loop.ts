@@ -67,8 +67,13 @@ export interface LoopResult {
 }
 
 export interface LoopOptions {
-  /** The prepared float model (StaticPlan.proto): same tensor names as the quantized graph. */
+  /** The prepared float model (StaticPlan.proto): its layers are the candidates. */
   floatProto: ModelProto;
+  /**
+   * The float model the target compares against: the user's model as loaded. Not floatProto,
+   * whose weights refinements (CLE, SmoothQuant, learned rounding) may have changed.
+   */
+  referenceProto: ModelProto;
   /** Where external data of the float model lives (for sessions built from memory). */
   externalDataDir?: string;
   config: QuantConfig;
@@ -173,7 +178,7 @@ class TargetMeter {
     private readonly target: LoopTarget,
     useLogits = false,
   ) {
-    const outs = logitsOf(o.floatProto);
+    const outs = logitsOf(o.referenceProto);
     this.compared = [...new Set(useLogits ? outs.values() : outs.keys())];
   }
 
@@ -183,7 +188,7 @@ class TargetMeter {
 
   private async floatRuns(): Promise<Record<string, ort.Tensor>[]> {
     if (this.floatOutputs) return this.floatOutputs;
-    const session = await createSession(this.withCompared(this.o.floatProto), { threads: this.o.threads, name: '<float model>', externalDataDir: this.o.externalDataDir });
+    const session = await createSession(this.withCompared(this.o.referenceProto), { threads: this.o.threads, name: '<float model>', externalDataDir: this.o.externalDataDir });
     const outs: Record<string, ort.Tensor>[] = [];
     try {
       await forEachSample(this.source, this.o.signal, 'accuracy loop', async (sample, i) => {

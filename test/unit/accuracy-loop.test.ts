@@ -38,119 +38,123 @@ function buildModel(file: string): void {
   saveModel(b.build(), file);
 }
 
+/** Runs `body` with the test model written to a fresh folder, removed afterwards. */
+async function withModel(body: (dir: string, file: string) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = tempDir();
+  try {
+    const file = path.join(dir, 'm.onnx');
+    buildModel(file);
+    await body(dir, file);
+  } finally {
+    cleanup();
+  }
+}
+
 describe('accuracy-aware loop', () => {
   it('raises the layer that hurts, reaches the SQNR target, writes the recipe, and the model measures as reported', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const file = path.join(dir, 'm.onnx');
-      buildModel(file);
-      const model = OnnxModel.load(file);
-      const calib = syntheticSource(model, { count: 8, seed: 1 });
-      const evalSource = syntheticSource(model, { count: 4, seed: 2 });
-      model.close();
-      const plain = await quantizeModel({ input: file, output: path.join(dir, 'plain.onnx'), config: { ...DEFAULT_CONFIG }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
-      const start = plain.eval.outputs[0]!.sqnrDb;
-      const target = start + 6;
+    await withModel(async (dir, file) => {
+    const model = OnnxModel.load(file);
+    const calib = syntheticSource(model, { count: 8, seed: 1 });
+    const evalSource = syntheticSource(model, { count: 4, seed: 2 });
+    model.close();
+    // Learned rounding off: the loop's own measurements are then exactly the written model's.
+    const settings = { ...DEFAULT_CONFIG, adaround: false };
+    const plain = await quantizeModel({ input: file, output: path.join(dir, 'plain.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+    const start = plain.eval.outputs[0]!.sqnrDb;
+    const target = start + 6;
 
-      const out = path.join(dir, 'loop.onnx');
-      const r = await quantizeModel({ input: file, output: out, config: { ...DEFAULT_CONFIG }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0, accuracyTarget: { kind: 'sqnr', minDb: target } });
-      const loop = r.accuracyLoop!;
-      assert.ok(loop.met, `target ${target.toFixed(1)} dB not met: ${JSON.stringify(loop.steps.map((s) => [s.layer, s.precision, s.metric]))}`);
-      assert.equal(loop.stopReason, 'target met');
-      assert.ok(Math.abs(loop.steps[0]!.metric - start) < 0.5, `the loop starts where plain quantization is (${loop.steps[0]!.metric} vs ${start})`);
-      // Layers are raised worst first: the gains the ranking measured fall from step to step (the
-      // first few steps come from one ranking).
-      const kept = loop.steps.filter((s) => s.layer && s.kept);
-      const gains = loop.steps.slice(1, 4).map((s) => s.gainDb!);
-      for (let i = 1; i < gains.length; i++) assert.ok(gains[i]! <= gains[i - 1]! + 1e-9, `gains ${gains.join(', ')}`);
-      assert.ok(gains[0]! > 0);
-      for (const s of kept) assert.ok(r.settings.nodes[s.layer!], `${s.layer} is in the final settings`);
-      // Kept steps never make the target quantity worse.
-      let best = loop.steps[0]!.metric;
-      for (const s of loop.steps.slice(1)) {
-        if (s.kept) {
-          assert.ok(s.metric >= best);
-          best = s.metric;
-        }
+    const out = path.join(dir, 'loop.onnx');
+    const r = await quantizeModel({ input: file, output: out, config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0, accuracyTarget: { kind: 'sqnr', minDb: target } });
+    const loop = r.accuracyLoop!;
+    assert.ok(loop.met, `target ${target.toFixed(1)} dB not met: ${JSON.stringify(loop.steps.map((s) => [s.layer, s.precision, s.metric]))}`);
+    assert.equal(loop.stopReason, 'target met');
+    assert.ok(Math.abs(loop.steps[0]!.metric - start) < 0.5, `the loop starts where plain quantization is (${loop.steps[0]!.metric} vs ${start})`);
+    // Layers are raised worst first: the gains the ranking measured fall from step to step (the
+    // first few steps come from one ranking).
+    const kept = loop.steps.filter((s) => s.layer && s.kept);
+    const gains = loop.steps.slice(1, 4).map((s) => s.gainDb!);
+    for (let i = 1; i < gains.length; i++) assert.ok(gains[i]! <= gains[i - 1]! + 1e-9, `gains ${gains.join(', ')}`);
+    assert.ok(gains[0]! > 0);
+    for (const s of kept) assert.ok(r.settings.nodes[s.layer!], `${s.layer} is in the final settings`);
+    // Kept steps never make the target quantity worse.
+    let best = loop.steps[0]!.metric;
+    for (const s of loop.steps.slice(1)) {
+      if (s.kept) {
+        assert.ok(s.metric >= best);
+        best = s.metric;
       }
-      // What onnxruntime measures on the written model is what the loop reached.
-      const written = Math.min(...r.eval.outputs.map((o) => o.sqnrDb));
-      assert.ok(written >= target - 0.01, `written model: ${written} dB`);
-      assert.ok(Math.abs(written - loop.steps.filter((s) => s.kept !== false).at(-1)!.metric) < 0.01);
-
-      // The recipe next to the output reproduces the model with plain `quantize --recipe`.
-      assert.equal(loop.recipe, path.join(dir, 'loop.recipe.json'));
-      const recipe = parseRecipeText(fs.readFileSync(loop.recipe!, 'utf8'), loop.recipe!);
-      const again = await quantizeModel({ input: file, output: path.join(dir, 'again.onnx'), config: { ...DEFAULT_CONFIG, ...recipe.settings, nodes: recipe.settings.nodes ?? {} }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
-      assert.ok(Math.abs(Math.min(...again.eval.outputs.map((o) => o.sqnrDb)) - written) < 0.01);
-    } finally {
-      cleanup();
     }
+    // What onnxruntime measures on the written model is what the loop reached.
+    const written = Math.min(...r.eval.outputs.map((o) => o.sqnrDb));
+    assert.ok(written >= target - 0.01, `written model: ${written} dB`);
+    assert.ok(Math.abs(written - loop.steps.filter((s) => s.kept !== false).at(-1)!.metric) < 0.01);
+
+    // The recipe next to the output reproduces the model with plain `quantize --recipe`.
+    assert.equal(loop.recipe, path.join(dir, 'loop.recipe.json'));
+    const recipe = parseRecipeText(fs.readFileSync(loop.recipe!, 'utf8'), loop.recipe!);
+    const again = await quantizeModel({ input: file, output: path.join(dir, 'again.onnx'), config: { ...DEFAULT_CONFIG, ...recipe.settings, nodes: recipe.settings.nodes ?? {} }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+    assert.ok(Math.abs(Math.min(...again.eval.outputs.map((o) => o.sqnrDb)) - written) < 0.01);
+    });
   });
 
   it('a user metric module drives the loop from the CLI; bad modules and option mixes are clear errors', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const file = path.join(dir, 'm.onnx');
-      buildModel(file);
-      // Cosine similarity of the outputs: a user's metric, higher is better.
-      const metric = path.join(dir, 'cosine.js');
-      fs.writeFileSync(
-        metric,
-        `exports.score = (f, q) => { const a = Object.values(f)[0].data, b = Object.values(q)[0].data; let d = 0, x = 0, y = 0;
-         for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; x += a[i] * a[i]; y += b[i] * b[i]; } return d / Math.sqrt(x * y); };
-         exports.target = 0.99999;\n`,
-      );
-      const lines: string[] = [];
-      const io = { out: (s: string) => lines.push(s), err: () => undefined };
-      const r = await runQuantize([file, '-o', path.join(dir, 'q.onnx'), '--metric', metric, '--loop-steps', '6', '--latency-runs', '0'], io);
-      const loop = r.accuracyLoop!;
-      assert.match(loop.target, /cosine\.js ≥ 0\.99999/);
-      assert.ok(loop.steps.length >= 2 && loop.steps.length <= 7, `${loop.steps.length} steps`);
-      assert.ok(loop.steps.slice(1).every((s) => s.metric <= 1 && s.metric > 0.9));
-      assert.match(lines.join('\n'), /accuracy loop, target cosine\.js ≥ 0\.99999/);
+    await withModel(async (dir, file) => {
+    // Cosine similarity of the outputs: a user's metric, higher is better.
+    const metric = path.join(dir, 'cosine.js');
+    fs.writeFileSync(
+      metric,
+      `exports.score = (f, q) => { const a = Object.values(f)[0].data, b = Object.values(q)[0].data; let d = 0, x = 0, y = 0;
+       for (let i = 0; i < a.length; i++) { d += a[i] * b[i]; x += a[i] * a[i]; y += b[i] * b[i]; } return d / Math.sqrt(x * y); };
+       exports.target = 0.99999;\n`,
+    );
+    const lines: string[] = [];
+    const io = { out: (s: string) => lines.push(s), err: () => undefined };
+    const r = await runQuantize([file, '-o', path.join(dir, 'q.onnx'), '--metric', metric, '--loop-steps', '6', '--latency-runs', '0'], io);
+    const loop = r.accuracyLoop!;
+    assert.match(loop.target, /cosine\.js ≥ 0\.99999/);
+    assert.ok(loop.steps.length >= 2 && loop.steps.length <= 7, `${loop.steps.length} steps`);
+    assert.ok(loop.steps.slice(1).every((s) => s.metric <= 1 && s.metric > 0.9));
+    assert.match(lines.join('\n'), /accuracy loop, target cosine\.js ≥ 0\.99999/);
+    // With learned rounding on (the default) it runs after the loop, on the chosen precisions, so
+    // the recipe still reproduces the written model.
+    assert.ok(r.refinements.some((f) => f.name.toLowerCase().includes('round')), r.refinements.map((f) => f.name).join(', '));
+    const again = await runQuantize([file, '-o', path.join(dir, 'again.onnx'), '--recipe', loop.recipe!, '--latency-runs', '0'], io);
+    assert.deepEqual(again.eval.outputs.map((o) => o.sqnrDb), r.eval.outputs.map((o) => o.sqnrDb));
 
-      const bad = path.join(dir, 'bad.js');
-      fs.writeFileSync(bad, 'exports.nope = 1;\n');
-      await assert.rejects(runQuantize([file, '-o', path.join(dir, 'q2.onnx'), '--metric', bad], io), /must export a function score/);
-      await assert.rejects(runQuantize([file, '-o', path.join(dir, 'q2.onnx'), '--metric', metric, '--target-sqnr', '30'], io), /exclude each other/);
-      await assert.rejects(runQuantize([file, '-o', path.join(dir, 'q2.onnx'), '--target-sqnr', '30', '--mode', 'dynamic'], io), /needs --mode static/);
-      assert.ok(!fs.existsSync(path.join(dir, 'q2.onnx')));
-    } finally {
-      cleanup();
-    }
+    const bad = path.join(dir, 'bad.js');
+    fs.writeFileSync(bad, 'exports.nope = 1;\n');
+    await assert.rejects(runQuantize([file, '-o', path.join(dir, 'q2.onnx'), '--metric', bad], io), /must export a function score/);
+    await assert.rejects(runQuantize([file, '-o', path.join(dir, 'q2.onnx'), '--metric', metric, '--target-sqnr', '30'], io), /exclude each other/);
+    await assert.rejects(runQuantize([file, '-o', path.join(dir, 'q2.onnx'), '--target-sqnr', '30', '--mode', 'dynamic'], io), /needs --mode static/);
+    assert.ok(!fs.existsSync(path.join(dir, 'q2.onnx')));
+    });
   });
 
   it('cancels promptly mid-loop and leaves no output or recipe', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
-      const file = path.join(dir, 'm.onnx');
-      buildModel(file);
-      const model = OnnxModel.load(file);
-      const calib = syntheticSource(model, { count: 8, seed: 1 });
-      model.close();
-      const controller = new AbortController();
-      const out = path.join(dir, 'q.onnx');
-      await assert.rejects(
-        quantizeModel({
-          input: file,
-          output: out,
-          config: { ...DEFAULT_CONFIG },
-          calib,
-          eval: calib,
-          evalNote: 'test',
-          latencyRuns: 0,
-          accuracyTarget: { kind: 'sqnr', minDb: 200 },
-          signal: controller.signal,
-          onProgress: (p) => {
-            if (p.message?.startsWith('ranking layers: 3/')) controller.abort();
-          },
-        }),
-        (err: Error) => err.name === 'AbortError',
-      );
-      assert.deepEqual(fs.readdirSync(dir).sort(), ['m.onnx']);
-    } finally {
-      cleanup();
-    }
+    await withModel(async (dir, file) => {
+    const model = OnnxModel.load(file);
+    const calib = syntheticSource(model, { count: 8, seed: 1 });
+    model.close();
+    const controller = new AbortController();
+    const out = path.join(dir, 'q.onnx');
+    await assert.rejects(
+      quantizeModel({
+        input: file,
+        output: out,
+        config: { ...DEFAULT_CONFIG },
+        calib,
+        eval: calib,
+        evalNote: 'test',
+        latencyRuns: 0,
+        accuracyTarget: { kind: 'sqnr', minDb: 200 },
+        signal: controller.signal,
+        onProgress: (p) => {
+          if (p.message?.startsWith('ranking layers: 3/')) controller.abort();
+        },
+      }),
+      (err: Error) => err.name === 'AbortError',
+    );
+    assert.deepEqual(fs.readdirSync(dir).sort(), ['m.onnx']);
+    });
   });
 });
