@@ -3,7 +3,7 @@
  * with the baseline settings (every refinement off) and with each refinement on, printing the
  * output SQNR, task-level agreement with the float model and the seconds each refinement costs.
  *
- *   npm run bench -- refinements [ocrCls|ocrRec|ocrDet|vad …] [--variants cle,bc,sq,sqauto] [--calib N] [--lines N]
+ *   npm run bench -- refinements [ocrCls|ocrRec|ocrDet|vad …] [--variants cle,bc,sq,sqauto,ar,arbc] [--calib N] [--lines N]
  *
  * Task agreement: angle classifier — same 0°/180° decision per line; recognizer — identical decoded
  * text per line; detector — text-map pixels agreeing at 0.3 and map SQNR; VAD — same
@@ -20,13 +20,18 @@ import { quantizeModel } from '../src/runtime/quantize-model';
 import { REAL_MODELS } from '../test/helpers/ort';
 import { decodeRecOutput, renderClsSamples, renderDetPages, renderRecSamples, runVad, synthesizeVadAudio, vadDecisions, writeTaskFolder, type Task } from '../test/helpers/tasks';
 
-const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, biasCorrection: false, smoothQuant: false };
+const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, biasCorrection: false, smoothQuant: false, adaround: false };
 const VARIANTS: Record<string, Partial<QuantConfig>> = {
   base: {},
   cle: { crossLayerEqualization: true },
   bc: { biasCorrection: true },
   sq: { smoothQuant: true, smoothQuantAlpha: 0.5 },
   sqauto: { smoothQuant: true, smoothQuantAlpha: 'auto' },
+  ar: { adaround: true },
+  arbc: { adaround: true, biasCorrection: true },
+  // All-16-bit activations: int8 weight rounding is then the main error (recognizer: ~17 dB).
+  a16: { activationType: 'uint16' },
+  a16ar: { activationType: 'uint16', adaround: true },
 };
 
 const first = (o: ort.InferenceSession.OnnxValueMapType) => Object.values(o)[0]! as ort.Tensor;
@@ -78,7 +83,7 @@ export async function benchRefinements(args: string[] = []): Promise<string[]> {
     return i >= 0 ? args[i + 1]! : dflt;
   };
   const tasks = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--')) as Task[];
-  const variants = opt('variants', 'base,cle,bc,sq,sqauto').split(',');
+  const variants = opt('variants', 'base,cle,bc,sq,sqauto,ar').split(',');
   const calibN = Number(opt('calib', '24'));
   const evalN = Number(opt('lines', '60'));
   const threads = Number(opt('threads', '2'));

@@ -42,6 +42,8 @@ const GLOBAL_FIELDS: Readonly<Record<string, FieldSpec>> = {
   biasCorrection: { kind: 'boolean', description: 'Static: shift quantized layers’ biases by their mean output error on calibration data.' },
   smoothQuant: { kind: 'boolean', description: 'Static: SmoothQuant — move activation outlier scale into MatMul/Gemm weights.' },
   smoothQuantAlpha: { kind: 'number', minimum: 0, maximum: 1, orWords: ['auto'], description: 'SmoothQuant migration strength α (0..1), or "auto" to search it per layer.' },
+  adaround: { kind: 'boolean', description: 'Static: learned rounding (AdaRound-style) — round each weight up or down to minimize its layer’s output error on calibration data.' },
+  adaroundSeconds: { kind: 'number', minimum: 1, maximum: 86400, description: 'Time budget of learned rounding in seconds; layers left when it runs out keep nearest rounding.' },
 };
 
 const NODE_FIELDS: Readonly<Record<keyof NodeOverride, FieldSpec>> = {

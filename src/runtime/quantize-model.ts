@@ -322,29 +322,30 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       warnings.push(...calib.warnings);
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
       const ranges = activationRanges(calib.stats, config);
+      if (options.accuracyTarget) {
+        // The loop chooses each layer's precision first (with nearest rounding); the weight
+        // refinements below then work on the chosen settings, so a layer the loop put in float
+        // keeps its exact float weights and the written recipe reproduces this model.
+        const loop = await runAccuracyLoop(model, plan, config, ranges, readWeight, options);
+        finalConfig = loop.config;
+        accuracy = { target: describeTarget(loop.target), met: loop.met, stopReason: loop.stopReason, steps: loop.steps, recipe: null };
+        if (!loop.met) warnings.push(`accuracy target ${describeTarget(loop.target)} not reached (${loop.stopReason}); the model of the last step was written`);
+      }
       // Refinements of the float weights that use the calibrated ranges (bias correction last,
       // measured with the final weights).
-      const refine: RefineContext = { model, config, ranges, readWeight, calib: options.calib, signal, threads: options.threads, onProgress };
-      if (config.adaround) {
+      const refine: RefineContext = { model, config: finalConfig, ranges, readWeight, calib: options.calib, signal, threads: options.threads, onProgress };
+      if (finalConfig.adaround) {
         // Chooses the weights' integers; bias correction then measures those final weights.
-        const ar = await learnedRounding(plan, refine, { seconds: config.adaroundSeconds });
+        const ar = await learnedRounding(plan, refine, { seconds: finalConfig.adaroundSeconds });
         plan = ar.plan;
         refinements.push(ar.report);
       }
-      if (config.biasCorrection) {
+      if (finalConfig.biasCorrection) {
         const bc = await correctBiases(plan, refine);
         plan = bc.plan;
         refinements.push(bc.report);
       }
-      if (options.accuracyTarget) {
-        const loop = await runAccuracyLoop(model, plan, config, ranges, readWeight, options);
-        transformed = loop.transformed;
-        finalConfig = loop.config;
-        accuracy = { target: describeTarget(loop.target), met: loop.met, stopReason: loop.stopReason, steps: loop.steps, recipe: null };
-        if (!loop.met) warnings.push(`accuracy target ${describeTarget(loop.target)} not reached (${loop.stopReason}); the model of the last step was written`);
-      } else {
-        transformed = transformStatic(plan, config, ranges, readWeight);
-      }
+      transformed = transformStatic(plan, finalConfig, ranges, readWeight);
     } else {
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
       const src = config.foldBatchNorm ? foldBatchNorm(model, config) : undefined;
@@ -416,6 +417,7 @@ async function runAccuracyLoop(
   const total = (options.loopSteps ?? 64) + 1;
   return accuracyLoop({
     floatProto: plan.proto,
+    referenceProto: model.proto,
     externalDataDir: model.dir,
     config,
     transform: (c) => transformStatic(plan, c, ranges, readWeight),

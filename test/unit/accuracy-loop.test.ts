@@ -109,13 +109,13 @@ describe('accuracy-aware loop', () => {
     );
     const lines: string[] = [];
     const io = { out: (s: string) => lines.push(s), err: () => undefined };
-    const r = await runQuantize([file, '-o', path.join(dir, 'q.onnx'), '--metric', metric, '--loop-steps', '6', '--latency-runs', '0'], io);
+    const r = await runQuantize([file, '-o', path.join(dir, 'q.onnx'), '--metric', metric, '--loop-steps', '6', '--adaround', '--latency-runs', '0'], io);
     const loop = r.accuracyLoop!;
     assert.match(loop.target, /cosine\.js ≥ 0\.99999/);
     assert.ok(loop.steps.length >= 2 && loop.steps.length <= 7, `${loop.steps.length} steps`);
     assert.ok(loop.steps.slice(1).every((s) => s.metric <= 1 && s.metric > 0.9));
     assert.match(lines.join('\n'), /accuracy loop, target cosine\.js ≥ 0\.99999/);
-    // With learned rounding on (the default) it runs after the loop, on the chosen precisions, so
+    // Learned rounding runs after the loop, on the chosen precisions, so
     // the recipe still reproduces the written model.
     assert.ok(r.refinements.some((f) => f.name.toLowerCase().includes('round')), r.refinements.map((f) => f.name).join(', '));
     const again = await runQuantize([file, '-o', path.join(dir, 'again.onnx'), '--recipe', loop.recipe!, '--latency-runs', '0'], io);

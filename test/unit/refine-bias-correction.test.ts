@@ -52,7 +52,8 @@ describe('bias correction', () => {
         const r = await quantizeModel({
           input: file,
           output: out,
-          config: { ...DEFAULT_CONFIG, perChannel: false, biasCorrection: bc },
+          // Learned rounding off: it would remove most of the error this test needs.
+          config: { ...DEFAULT_CONFIG, perChannel: false, adaround: false, biasCorrection: bc },
           calib: syntheticSource(model, { count: 16, seed: 1 }),
           eval: syntheticSource(model, { count: 4, seed: 2 }),
           evalNote: 'synthetic',

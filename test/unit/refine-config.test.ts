@@ -17,6 +17,13 @@ describe('refinement settings', () => {
     assert.equal(resolveConfig({}).crossLayerEqualization, DEFAULT_CONFIG.crossLayerEqualization);
     assert.throws(() => resolveConfig({ cle: true, 'no-cle': true }), CliUsageError);
     assert.throws(() => resolveConfig({ 'smoothquant-alpha': '1.5' }), /--smoothquant-alpha/);
+    const ar = resolveConfig({ 'no-adaround': true, 'adaround-seconds': '15', recipe: 'r.json' }, () => JSON.stringify({ adaround: true, adaroundSeconds: 90 }));
+    assert.equal(ar.adaround, false);
+    assert.equal(ar.adaroundSeconds, 15);
+    assert.equal(resolveConfig({}).adaround, DEFAULT_CONFIG.adaround);
+    assert.throws(() => resolveConfig({ adaround: true, 'no-adaround': true }), CliUsageError);
+    assert.throws(() => resolveConfig({ 'adaround-seconds': '0' }), /--adaround-seconds/);
+    assert.throws(() => parseRecipe({ adaroundSeconds: 'long' }, 'r.json'), RecipeError);
   });
 
   it('validates recipe fields', () => {

@@ -71,7 +71,7 @@ describe('SmoothQuant', () => {
         const r = await quantizeModel({
           input: file,
           output: path.join(dir, 'q.onnx'),
-          config: { ...DEFAULT_CONFIG, ...extra },
+          config: { ...DEFAULT_CONFIG, adaround: false, ...extra },
           calib: syntheticSource(model, { count: 16, seed: 1 }),
           eval: syntheticSource(model, { count: 8, seed: 2 }),
           evalNote: 'synthetic',

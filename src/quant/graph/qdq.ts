@@ -21,7 +21,7 @@ import { ActivationType, isExcluded, nodeSettings, NodeQuantSettings, QuantConfi
 import { QuantizationError } from '../errors';
 import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } from '../params';
 import { channelMinMax, quantizePerChannel, quantizeTensor } from '../quantize';
-import { FloatRange, QuantParams, QuantType } from '../types';
+import { FloatRange, PerChannelQuantParams, QuantParams, QuantType } from '../types';
 import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, TransformResult } from './edit';
 import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
 
@@ -97,6 +97,16 @@ function widenNegligibleChannels(mins: Float32Array | number[], maxs: Float32Arr
       maxs[c] = Math.max(maxs[c]!, floor);
     }
   }
+}
+
+/**
+ * Per-channel parameters of a weight exactly as the transform computes them (refinements that
+ * pick the integers themselves, e.g. learned rounding, need the same scales).
+ */
+export function weightChannelParams<T extends WeightType | ActivationType>(values: Float32Array, dims: readonly number[], type: T, symmetric: boolean, axis: number): PerChannelQuantParams<T> {
+  const { mins, maxs } = channelMinMax(values, dims, axis);
+  widenNegligibleChannels(mins, maxs);
+  return computePerChannelQParams(mins, maxs, type, axis, { symmetric });
 }
 
 /** The constant lower bound of a Clip: attribute (opset < 11) or constant second input. */
@@ -407,9 +417,7 @@ function quantizeGraph(
     const attrs: Record<string, Attr> = {};
     let scales: Float32Array | number;
     if (axis !== undefined) {
-      const { mins, maxs } = channelMinMax(values, dims, axis);
-      widenNegligibleChannels(mins, maxs);
-      const p = computePerChannelQParams(mins, maxs, type, axis, { symmetric });
+      const p = weightChannelParams(values, dims, type, symmetric, axis);
       newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, quantizePerChannel(values, dims, p)));
       newInits.push(initializer(sName, DataType.FLOAT, [p.scales.length], p.scales));
       newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [p.zeroPoints.length], Array.from(p.zeroPoints)));

@@ -21,14 +21,14 @@ import { floatAttr, NameScope } from '../../quant/graph/edit';
 import { quantizeStaticQdq, RangeChooser } from '../../quant/graph/qdq';
 import { ChannelMeanDiff, correctedBias, resultChannelAxis } from '../../quant/refine/bias-correction';
 import type { RefinementReport } from '../../quant/refine/report';
-import { ConstReader, nodeKey, WeightEdit } from '../../quant/refine/weights';
+import { ConstReader, WeightEdit } from '../../quant/refine/weights';
 import type { QuantConfig } from '../../quant/config';
 import type { TensorProto } from '../../onnx/proto';
 import { withExtraOutputs } from '../calibrate';
 import type { PipelineProgress, StaticPlan } from '../quantize-model';
 import type { SampleSource } from '../samples';
 import { createSession, runSession } from '../session';
-import { floatData, forFirstSamples, planWithEdits } from './common';
+import { floatData, forFirstSamples, named, planWithEdits } from './common';
 
 export interface RefineContext {
   model: OnnxModel;
@@ -42,12 +42,6 @@ export interface RefineContext {
 }
 
 const CORRECTABLE = new Set(['Conv', 'ConvTranspose', 'Gemm']);
-
-/** calibProto with every main-graph node named by its key, so the transform's report names match. */
-function named(proto: ModelProto): ModelProto {
-  const g = proto.graph!;
-  return { ...proto, graph: { ...g, node: g.node.map((n) => (n.name ? n : { ...n, name: nodeKey(n) })) } };
-}
 
 export async function correctBiases(plan: StaticPlan, ctx: RefineContext, maxSamples = 16): Promise<{ plan: StaticPlan; report: RefinementReport }> {
   const t0 = performance.now();

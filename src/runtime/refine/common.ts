@@ -3,7 +3,8 @@
  * weight edits to a static plan (both protos, keeping them one object when they were one).
  */
 import type * as ort from 'onnxruntime-node';
-import { applyEdits, WeightEdit } from '../../quant/refine/weights';
+import type { ModelProto } from '../../onnx/proto';
+import { applyEdits, nodeKey, WeightEdit } from '../../quant/refine/weights';
 import { QuantizationError } from '../../quant/errors';
 import type { StaticPlan } from '../quantize-model';
 import type { Sample, SampleSource } from '../samples';
@@ -42,4 +43,10 @@ export function floatData(t: ort.Tensor | undefined, name: string): Float32Array
   if (d instanceof Float32Array) return d;
   if (d instanceof Float64Array) return Float32Array.from(d);
   throw new QuantizationError(`tensor "${name}" is ${t.type}, not float32`);
+}
+
+/** The proto with every main-graph node named by its key, so the transform's report names match edit keys. */
+export function named(proto: ModelProto): ModelProto {
+  const g = proto.graph!;
+  return { ...proto, graph: { ...g, node: g.node.map((n) => (n.name ? n : { ...n, name: nodeKey(n) })) } };
 }

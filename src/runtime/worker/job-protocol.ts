@@ -55,6 +55,13 @@ export interface AnalyzeJob {
   workers?: number;
   /** Where to write the suggestion as a recipe (refused when it is the model itself). */
   writeRecipe?: string;
+  /**
+   * Without a calibration folder, when synthetic inputs cannot be made (symbolic dims, inputs of
+   * unknown meaning): analyze the weights only and say so in a `log` message, instead of failing.
+   */
+  weightsOnlyFallback?: boolean;
+  /** No data at all: weight statistics and findings only (as `onnx-quant analyze` without data). */
+  weightsOnly?: boolean;
 }
 
 export interface CompareJob {

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { analyzeModel } from '../../analysis/analyze';
 import { dataSources, resolveConfig } from '../../cli/quantize';
 import { OnnxModel } from '../../onnx/model';
+import { SampleDataError } from '../data';
 import { compareModels } from '../evaluate';
 import { quantizeModel } from '../quantize-model';
 import type { AnalyzeJob, CompareJob, Job, JobResult, JobSettings, QuantizeJob, WorkerToHost } from './job-protocol';
@@ -91,14 +92,15 @@ async function runAnalyze(job: AnalyzeJob, signal: AbortSignal, post: Post): Pro
   config.mode = 'static'; // analysis assumes static settings; the suggestion picks the mode
   const model = OnnxModel.load(job.input);
   try {
-    const sources = dataSources(v, model, config);
+    const sources = analysisSources(job, v, model, config, post);
+    const sensitivity = sources ? job.sensitivity : 'none';
     const report = await analyzeModel({
       model,
       config,
-      calib: sources.calib,
-      eval: sources.eval,
-      sensitivity: job.sensitivity,
-      suggest: job.suggest && job.sensitivity !== 'none',
+      calib: sources?.calib,
+      eval: sources?.eval,
+      sensitivity,
+      suggest: job.suggest && sensitivity !== 'none',
       targetSqnrDb: job.targetSqnrDb,
       workers: job.workers,
       threads: job.settings.threads,
@@ -118,6 +120,18 @@ async function runAnalyze(job: AnalyzeJob, signal: AbortSignal, post: Post): Pro
     return { kind: 'analyze', report, recipeWritten: job.writeRecipe };
   } finally {
     model.close();
+  }
+}
+
+/** The analysis's data; undefined (weights only) when synthetic data cannot be made and the job allows that. */
+function analysisSources(job: AnalyzeJob, v: CliValues, model: OnnxModel, config: ReturnType<typeof resolveConfig>, post: Post): ReturnType<typeof dataSources> | undefined {
+  if (job.weightsOnly) return undefined;
+  try {
+    return dataSources(v, model, config);
+  } catch (err) {
+    if (!job.weightsOnlyFallback || job.settings.calib !== undefined || !(err instanceof SampleDataError)) throw err;
+    post({ type: 'log', message: `analysis without activations: ${err.message}` });
+    return undefined;
   }
 }
 
