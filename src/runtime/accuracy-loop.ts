@@ -297,7 +297,45 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
   // continuous, unlike most task metrics.
   const probe = new TargetMeter(o, firstSamples(o.eval, o.probeSamples ?? 4), { kind: 'sqnr', minDb: Infinity }, true);
   let stopReason: LoopResult['stopReason'] = 'nothing left to raise';
+  let triedAll16 = false;
+  /**
+   * When no single raise helps, every 8-bit layer to 16-bit activations at once, as one step: noise
+   * spread thinly over many layers (Silero VAD: 98.4% → 99.5% of decisions) is invisible one
+   * layer at a time. Tried once; kept only if the target improves.
+   */
+  const tryAllTo16 = async (cands: readonly Candidate[]): Promise<boolean> => {
+    if (triedAll16 || steps.length > o.maxSteps) return false;
+    triedAll16 = true;
+    const raised = cands.filter((c) => precisionOf(config, c.name) === 'int8');
+    if (!raised.length || is16(config.activationType)) return false;
+    // The global type, not per-node overrides: data movement and the tensors between layers follow.
+    const next: QuantConfig = { ...config, activationType: SIXTEEN_BIT[config.activationType] };
+    const candidate = o.transform(next);
+    o.onProgress?.(`step ${steps.length}: all ${raised.length} 8-bit layers → int16`);
+    const measured = await meter.measure(candidate.model);
+    const kept = measured >= value;
+    const step: LoopStep = {
+      kept,
+      step: steps.length,
+      layer: `all ${raised.length} 8-bit layers`,
+      opType: 'activationType',
+      precision: 'int16',
+      metric: measured,
+      sizeBytes: encodeModel(candidate.model).length,
+      met: meets(o.target, measured),
+    };
+    if (kept) {
+      config = next;
+      transformed = candidate;
+      bytes = encodeModel(transformed.model);
+      value = measured;
+    }
+    steps.push(step);
+    o.onStep?.(step);
+    return kept;
+  };
   rounds: for (;;) {
+    if (meets(o.target, value)) break;
     // Each round ranks the layers on the model as it now is: once the worst layers are fixed,
     // others that their noise masked come to the top (a layer "alone" worth 0.2 dB at the start
     // can be worth 4 dB once its neighbour is 16-bit).
@@ -305,6 +343,7 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
     const cands = candidates(o.floatProto, transformed, config).filter((c) => precisionOf(config, c.name) !== 'float');
     const ranked = (await rankCandidates(o, config, cands, probe, base)).filter((l) => Math.max(l.gain16, l.gainFloat) > 0);
     if (!ranked.length) {
+      if (await tryAllTo16(cands)) continue;
       stopReason = cands.length ? 'no raise helps any more' : 'nothing left to raise';
       break;
     }
@@ -357,6 +396,7 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
       if (undoneInARow >= RERANK_AFTER_UNDONE && keptThisRound > 0) break;
     }
     if (keptThisRound === 0) {
+      if (await tryAllTo16(candidates(o.floatProto, transformed, config))) continue;
       stopReason = 'no raise helps any more';
       break;
     }
