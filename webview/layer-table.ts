@@ -5,7 +5,7 @@
  * Every string goes in through textContent.
  */
 import { el } from './dom';
-import { formatBits, formatDb, formatRange, rowWindow, scrollToShow, SortKey, TableData, TableQuery, visibleRows } from './layer-view';
+import { formatBits, formatDb, formatRange, formatRangeFull, rowWindow, scrollToShow, SortKey, TableData, TableQuery, visibleRows } from './layer-view';
 
 /** Row height in CSS pixels; must match `.lt-row` in media/editor.css. */
 export const ROW_HEIGHT = 24;
@@ -123,6 +123,12 @@ export class LayerTableView {
     return true;
   }
 
+  /** Scrolls the page (not only the viewport) so that a rendered row is on screen. */
+  scrollRowIntoPage(row: number): void {
+    const element = this.pool.find((r) => r.dataset.row === String(row));
+    element?.scrollIntoView({ block: 'nearest' });
+  }
+
   get scrollTop(): number {
     return this.viewport.scrollTop;
   }
@@ -193,8 +199,9 @@ export class LayerTableView {
     const name = data.names[r]!;
     setText(cells[0]!, name, name);
     setText(cells[1]!, data.opTypes[r]!);
-    setText(cells[2]!, formatRange(c.weightMin[r]!, c.weightMax[r]!));
-    setText(cells[3]!, formatRange(c.actMin[r]!, c.actMax[r]!));
+    // Ranges are shortened to fit the column; the tooltip has every digit.
+    setText(cells[2]!, formatRange(c.weightMin[r]!, c.weightMax[r]!), formatRangeFull(c.weightMin[r]!, c.weightMax[r]!));
+    setText(cells[3]!, formatRange(c.actMin[r]!, c.actMax[r]!), formatRangeFull(c.actMin[r]!, c.actMax[r]!));
     setText(cells[4]!, formatDb(c.sensitivityDb[r]!));
     setText(cells[5]!, formatBits(c.bits[r]!));
     const n = c.findings[r]!;
@@ -205,7 +212,10 @@ export class LayerTableView {
   }
 }
 
+/** Sets a cell's text and, when given, its tooltip ('' removes it: recycled rows keep no stale one). */
 function setText(cell: Element, text: string, title?: string): void {
   if (cell.textContent !== text) cell.textContent = text;
-  if (title !== undefined && cell.getAttribute('title') !== title) cell.setAttribute('title', title);
+  if (title === undefined) return;
+  if (title === '') cell.removeAttribute('title');
+  else if (cell.getAttribute('title') !== title) cell.setAttribute('title', title);
 }

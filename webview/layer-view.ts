@@ -166,6 +166,11 @@ export function formatRange(min: number, max: number): string {
   return Number.isNaN(min) || Number.isNaN(max) ? '—' : `[${compact(min)}, ${compact(max)}]`;
 }
 
+/** A range at full precision, for the cell's tooltip ('' when unknown). */
+export function formatRangeFull(min: number, max: number): string {
+  return Number.isNaN(min) || Number.isNaN(max) ? '' : `[${String(min)}, ${String(max)}]`;
+}
+
 export function formatDb(v: number | null | undefined): string {
   return v === null || v === undefined || Number.isNaN(v) ? '—' : `${v.toFixed(1)} dB`;
 }

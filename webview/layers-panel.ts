@@ -192,7 +192,9 @@ export class LayersPanel {
       this.updateCount();
     }
     this.select(row, true);
-    this.element.scrollIntoView({ block: 'nearest' });
+    // The row itself, not just the section: in a short editor (Problems panel open) the table's
+    // viewport may reach below the window.
+    this.table.scrollRowIntoPage(row);
   }
 
   private select(row: number, scroll = true): void {

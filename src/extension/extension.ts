@@ -8,6 +8,7 @@ import { MODEL_EDITOR_VIEW_TYPE, ModelEditorProvider } from './model-editor';
 import { ANALYZE_MODEL_COMMAND, analyzeCommand } from './analyze-command';
 import { registerRevealLayerCommand } from './reveal-layer';
 import { JobRunner } from './jobs';
+import { isAbortError } from '../runtime/worker/job-protocol';
 import { QUANTIZE_MODEL_COMMAND, quantizeCommand } from './quantize-command';
 import {
   CANCEL_COMMAND,
@@ -87,21 +88,30 @@ export function activate(context: vscode.ExtensionContext): void {
     watcher,
     watcher.onDidDelete((uri) => diagnostics.delete(uri)),
     vscode.workspace.onDidRenameFiles((e) => e.files.forEach((f) => diagnostics.delete(f.oldUri))),
+  );
+
+  // Jobs that run in the worker thread, with progress, Cancel and the results panel.
+  const runner = new JobRunner(context.extensionUri, log);
+  context.subscriptions.push(
     vscode.commands.registerCommand(ANALYZE_MODEL_COMMAND, async (arg: unknown) => {
-      const uri = isOnnxUri(arg) ? arg : (activeOnnxUri() ?? (await pickOnnxFile()));
-      if (!uri) return;
       try {
-        await analyzeCommand(uri, diagnostics, log);
+        const uri = isOnnxUri(arg) ? arg : (activeOnnxUri() ?? (await pickOnnxFile('Analyze Model: choose an ONNX model', 'Analyze')));
+        if (!uri) return;
+        if (uri.scheme !== 'file') {
+          void vscode.window.showErrorMessage(`ONNX Quant: ${uri.toString(true)}: Analyze Model works on local files only.`);
+          return;
+        }
+        await analyzeCommand(uri, diagnostics, log, runner);
       } catch (err) {
-        if (err instanceof Error && err.name === 'AbortError') return;
+        if (isAbortError(err)) {
+          log.info('analysis cancelled');
+          return;
+        }
         log.error(err instanceof Error ? err : String(err));
         void vscode.window.showErrorMessage(`ONNX Quant: analysis failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }),
   );
-
-  // Jobs that run in the worker thread, with progress, Cancel and the results panel.
-  const runner = new JobRunner(context.extensionUri, log);
   /** A command on a model: the file from the menu, else the active editor, else a file picker; errors shown, never thrown. */
   const modelCommand = (id: string, what: string, fn: (uri: vscode.Uri) => Promise<void>) =>
     vscode.commands.registerCommand(id, async (arg: unknown) => {

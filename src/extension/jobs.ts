@@ -57,6 +57,21 @@ export class JobRunner implements vscode.Disposable {
     return n;
   }
 
+  /** The worker bundle next to the extension's bundle. */
+  get workerScript(): string {
+    return path.join(this.extensionUri.fsPath, 'dist', 'job-worker.js');
+  }
+
+  /** Counts a job run elsewhere (Analyze Model) as running, so that Cancel reaches it; dispose when it ends. */
+  track(controller: AbortController): vscode.Disposable {
+    this.running.add(controller);
+    this.setRunning();
+    return new vscode.Disposable(() => {
+      this.running.delete(controller);
+      this.setRunning();
+    });
+  }
+
   private setRunning(): void {
     void vscode.commands.executeCommand('setContext', RUNNING_CONTEXT, this.running.size > 0);
   }
@@ -82,9 +97,8 @@ export class JobRunner implements vscode.Disposable {
           }
           progress.report({ message: `${phase}${total > 1 ? ` ${done}/${total}` : ''}` });
         };
-        const workerScript = path.join(this.extensionUri.fsPath, 'dist', 'job-worker.js');
         const result = await runJobInWorker(job, {
-          workerScript,
+          workerScript: this.workerScript,
           signal: controller.signal,
           onProgress: (p: PipelineProgress) => onPhase(p.phase, p.done, p.total, p.message),
           onAnalysis: (e: AnalysisEvent) => {
