@@ -6,14 +6,14 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { Frame } from 'playwright-core';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { encodeModel } from '../../src/onnx/encode';
 import { OnnxModel } from '../../src/onnx/model';
 import { summarizeModel } from '../../src/onnx/summary';
-import { CLS_MODEL, Session, copyModel, waitFor, writeCorruptModel } from './harness';
+import { CLS_MODEL, Session, copyModel, waitFor, writeCorruptModel, e2eTest as harnessTest } from './harness';
 
 // Figures of PaddleOCR's mobile angle classifier (also checked by test/unit/real-models.test.ts).
 const CLS_NODES = '471 nodes';
@@ -60,16 +60,9 @@ async function visibleNames(frame: Frame): Promise<string[]> {
   );
 }
 
-/** A test whose failure keeps the run folder and a screenshot of the window (see Session.stop). */
+/** A test whose failure keeps the run folder and a screenshot (see Session.stop). */
 function e2eTest(name: string, fn: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      session?.markFailed();
-      throw err;
-    }
-  });
+  harnessTest(() => session, name, fn);
 }
 
 /** The summary's visible text of the model editor showing `fileName`. */

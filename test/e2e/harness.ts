@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { unzipSync } from 'fflate';
+import { test } from 'node:test';
 import { chromium, type BrowserContext, type Frame, type Locator, type Page } from 'playwright-core';
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -615,4 +616,19 @@ export function writeCorruptModel(workspace: string, name: string): string {
   const file = path.join(workspace, name);
   fs.writeFileSync(file, fs.readFileSync(CLS_MODEL).subarray(0, 5000));
   return file;
+}
+
+/**
+ * A test whose failure keeps the session's run folder and a screenshot of the window (see
+ * Session.stop). `session` is read when the test runs: suites start their session in `before`.
+ */
+export function e2eTest(session: () => Session | undefined, name: string, fn: () => Promise<void>): void {
+  test(name, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      session()?.markFailed();
+      throw err;
+    }
+  });
 }

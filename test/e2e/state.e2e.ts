@@ -1,23 +1,21 @@
 /**
  * The model editor's state in a real VS Code: a finding's code link in the Problems tab selects its
  * layer in the layer table; selection, sort and filter survive hiding and re-showing the tab and a
- * window reload; two models side by side keep their own tables; and the layer table and results
- * panel in a light and a high-contrast theme (screenshots in test/e2e/screenshots/).
+ * window reload.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe } from 'node:test';
 import type { Frame } from 'playwright-core';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { encodeModel } from '../../src/onnx/encode';
-import { CLS_MODEL, Session, copyModel, waitFor } from './harness';
+import { CLS_MODEL, Session, copyModel, waitFor, e2eTest as harnessTest } from './harness';
 
 const MODEL = path.basename(CLS_MODEL);
 /** A second, different model: three named nodes. */
 const SMALL = 'small.onnx';
-const SMALL_NODES = 3;
 
 let session: Session;
 
@@ -30,15 +28,9 @@ function writeSmallModel(dir: string): void {
   fs.writeFileSync(path.join(dir, SMALL), encodeModel(b.build()));
 }
 
+/** A test whose failure keeps the run folder and a screenshot (see Session.stop). */
 function e2eTest(name: string, fn: () => Promise<void>): void {
-  test(name, async () => {
-    try {
-      await fn();
-    } catch (err) {
-      session?.markFailed();
-      throw err;
-    }
-  });
+  harnessTest(() => session, name, fn);
 }
 
 /** The layer table's frame of the editor showing `fileName`, once its rows are in. */
@@ -157,47 +149,4 @@ describe('model editor state in VS Code', { timeout: 600_000 }, () => {
     const frame = await tableFrame(MODEL);
     await waitFor('the state after the reload', async () => JSON.stringify(await tableState(frame)) === JSON.stringify(saved), 30_000);
   });
-
-  e2eTest('two different models side by side keep their own layer counts and selections', async () => {
-    const wb = session.workbench;
-    await wb.openFromExplorer(SMALL);
-    await waitFor('the small model to be active', async () => (await wb.activeTabLabel()) === SMALL, 10_000);
-    await wb.runCommand('View: Move Editor into Right Group');
-    await waitFor('two editor groups', async () => (await wb.page.locator('.editor-group-container').count()) === 2, 10_000);
-    const small = await tableFrame(SMALL);
-    const cls = await tableFrame(MODEL);
-    await small.locator('.lt-row[aria-rowindex="3"]').click();
-    await waitFor('the small model\'s selection', async () => (await tableState(small)).selected === 'small_relu', 10_000);
-    assert.equal((await tableState(small)).count, `${SMALL_NODES} nodes`);
-    const c = await tableState(cls);
-    assert.match(c.count, /of 471 nodes$/);
-    assert.equal(c.selected, saved.selected, 'the other model keeps its selection');
-    assert.equal(c.filter, 'conv');
-    assert.equal((await tableState(small)).filter, '', 'filters are per editor');
-    await wb.screenshot('split-editors');
-  });
-
-  const THEME_CLASS = { light: 'vs', 'high-contrast': 'hc-black', 'high-contrast-light': 'hc-light' } as const;
-  for (const [label, name] of [
-    ['Light Modern', 'light'],
-    ['Dark High Contrast', 'high-contrast'],
-    ['Light High Contrast', 'high-contrast-light'],
-  ] as const) {
-    e2eTest(`layer table and results panel in the ${name} theme (screenshots)`, async () => {
-      const wb = session.workbench;
-      await wb.runCommand('Preferences: Color Theme');
-      await wb.pickQuickItem(new RegExp(`^${label}`));
-      const cls = THEME_CLASS[name];
-      await waitFor(`the ${label} theme (${cls})`, async () => wb.page.evaluate((c) => document.querySelector('.monaco-workbench')?.classList.contains(c) === true, cls), 15_000);
-      const table = await tableFrame(MODEL);
-      await table.locator('section.layers').evaluate((e) => e.scrollIntoView({ block: 'start' }));
-      await wb.screenshot(`theme-${name}-layer-table`);
-      if (name === 'light') {
-        await tab(MODEL).click();
-        await wb.runCommand('ONNX Quant: Run Sensitivity Analysis');
-      }
-      await wb.webviewFrame('section.analysis', undefined, 180_000);
-      await wb.screenshot(`theme-${name}-results`);
-    });
-  }
 });
