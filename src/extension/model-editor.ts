@@ -212,17 +212,32 @@ class ModelEditorSession implements vscode.Disposable {
     const dist = vscode.Uri.joinPath(extensionUri, 'dist');
     const media = vscode.Uri.joinPath(extensionUri, 'media');
     webview.options = { enableScripts: true, enableCommandUris: false, localResourceRoots: [dist, media] };
-    webview.html = editorHtml({
-      cspSource: webview.cspSource,
-      scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
-      styleUri: webview.asWebviewUri(vscode.Uri.joinPath(media, 'editor.css')).toString(),
-      nonce: createNonce(),
-    });
+    const setHtml = () => {
+      webview.html = editorHtml({
+        cspSource: webview.cspSource,
+        scriptUri: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'webview.js')).toString(),
+        styleUri: webview.asWebviewUri(vscode.Uri.joinPath(media, 'editor.css')).toString(),
+        nonce: createNonce(),
+      });
+    };
+    setHtml();
     this.disposables.push(
       webview.onDidReceiveMessage((message: unknown) => this.onMessage(message)),
       document.onDidReload((result) => this.push(result)),
       panel.onDidDispose(() => this.dispose()),
+      // An editor moved to another group before its script ran (opened and moved at once) can be
+      // left with a page whose script never starts: shown again without a `ready`, load it anew.
+      panel.onDidChangeViewState(() => {
+        if (panel.visible && !this.ready && !this.disposed) setHtml();
+      }),
     );
+    // The same when it stays visible: a few retries, 3 s apart, until the script says ready.
+    let retries = 0;
+    const retry = setInterval(() => {
+      if (this.ready || this.disposed || ++retries > 4) clearInterval(retry);
+      else if (panel.visible) setHtml();
+    }, 3000);
+    this.disposables.push({ dispose: () => clearInterval(retry) });
     sessions.add(this);
   }
 

@@ -1,7 +1,7 @@
 /**
  * The model editor's state in a real VS Code: a finding's code link in the Problems tab selects its
  * layer in the layer table; selection, sort and filter survive hiding and re-showing the tab and a
- * window reload.
+ * window reload; two models side by side keep their own tables.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -15,6 +15,7 @@ import { CLS_MODEL, Session, copyModel, waitFor, e2eTest as harnessTest } from '
 
 const MODEL = path.basename(CLS_MODEL);
 /** A second, different model: three named nodes. */
+const SMALL_NODES = 3;
 const SMALL = 'small.onnx';
 
 let session: Session;
@@ -148,5 +149,24 @@ describe('model editor state in VS Code', { timeout: 600_000 }, () => {
     await tab(MODEL).click({ timeout: 30_000 });
     const frame = await tableFrame(MODEL);
     await waitFor('the state after the reload', async () => JSON.stringify(await tableState(frame)) === JSON.stringify(saved), 30_000);
+  });
+
+  e2eTest('two different models side by side keep their own layer counts and selections', async () => {
+    const wb = session.workbench;
+    await wb.openFromExplorer(SMALL);
+    await waitFor('the small model to be active', async () => (await wb.activeTabLabel()) === SMALL, 10_000);
+    await wb.runCommand('View: Move Editor into Right Group');
+    await waitFor('two editor groups', async () => (await wb.page.locator('.editor-group-container').count()) === 2, 10_000);
+    const small = await tableFrame(SMALL);
+    const cls = await tableFrame(MODEL);
+    await small.locator('.lt-row[aria-rowindex="3"]').click();
+    await waitFor('the small model\'s selection', async () => (await tableState(small)).selected === 'small_relu', 10_000);
+    assert.equal((await tableState(small)).count, `${SMALL_NODES} nodes`);
+    const c = await tableState(cls);
+    assert.match(c.count, /of 471 nodes$/);
+    assert.equal(c.selected, saved.selected, 'the other model keeps its selection');
+    assert.equal(c.filter, 'conv');
+    assert.equal((await tableState(small)).filter, '', 'filters are per editor');
+    await wb.screenshot('split-editors');
   });
 });
