@@ -137,7 +137,7 @@ export interface RunDirs {
   log: string;
 }
 
-export function makeRunDirs(name: string): RunDirs {
+export function makeRunDirs(name: string, settings: Record<string, unknown> = {}): RunDirs {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `onnx-quant-e2e-${name}-`));
   const dirs: RunDirs = {
     root,
@@ -150,7 +150,7 @@ export function makeRunDirs(name: string): RunDirs {
   };
   for (const d of [dirs.workspace, dirs.extensions, dirs.browserProfile, path.join(dirs.userData, 'User')]) fs.mkdirSync(d, { recursive: true });
   for (const x of ['config', 'data', 'cache']) fs.mkdirSync(path.join(dirs.xdg, x), { recursive: true });
-  fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify(USER_SETTINGS, null, 2));
+  fs.writeFileSync(path.join(dirs.userData, 'User', 'settings.json'), JSON.stringify({ ...USER_SETTINGS, ...settings }, null, 2));
   return dirs;
 }
 
@@ -566,11 +566,12 @@ export class Session {
     readonly workbench: Workbench,
   ) {}
 
-  static async start(name: string, setupWorkspace: (workspace: string) => void): Promise<Session> {
+  /** `settings`: user settings over USER_SETTINGS for this run (a theme, say). */
+  static async start(name: string, setupWorkspace: (workspace: string) => void, settings: Record<string, unknown> = {}): Promise<Session> {
     const env = loadEnv();
     const vsix = findVsix();
     fs.rmSync(path.join(SCREENSHOTS_DIR, `failure-${name}.png`), { force: true });
-    const dirs = makeRunDirs(name);
+    const dirs = makeRunDirs(name, settings);
     setupWorkspace(dirs.workspace);
     installExtension(env, dirs, vsix);
     const server = await CodeServer.start(env, dirs);
