@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Rng } from '../../src/onnx/builder';
+import { ModelBuilder, Rng } from '../../src/onnx/builder';
+import { DataType } from '../../src/onnx/dtypes';
 import { saveModel } from '../../src/onnx/save';
 import { buildDemoModel } from '../../src/cli/demo-model';
 import { writeNpy } from '../../src/runtime/data';
@@ -144,6 +145,29 @@ describe('job worker', () => {
       await assert.rejects(run({ kind: 'compare', floatModel: w.model, quantModel: w.model, settings: {} }, { script }), /float model itself/);
     } finally {
       w.cleanup();
+    }
+  });
+
+  it('Analyze Model\'s job: weights only, said in a log message, when synthetic inputs cannot be made', { timeout: 60_000 }, async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      // A symbolic feature dim: synthetic data would have to guess its size, so it refuses.
+      const b = new ModelBuilder({ opset: 17, seed: 2 });
+      const y = b.matMul(b.input('x', DataType.FLOAT, [1, 'features']), 8, 4, { name: 'mm' });
+      b.output(y, DataType.FLOAT);
+      const model = path.join(dir, 'symbolic.onnx');
+      saveModel(b.build(), model);
+      const job: Job = { kind: 'analyze', input: model, settings: { samples: 2 }, sensitivity: 'local', suggest: false };
+      await assert.rejects(run(job), (err: Error) => err.name === 'SampleDataError');
+      const logs: string[] = [];
+      const result = await runJobInWorker({ ...job, weightsOnlyFallback: true }, { workerScript: SOURCE, onLog: (m) => logs.push(m) });
+      assert.equal(result.kind, 'analyze');
+      if (result.kind !== 'analyze') return;
+      assert.ok(result.report.layers.some((l) => l.name === 'mm' && l.weight !== null), 'weight statistics');
+      assert.ok(result.report.layers.every((l) => l.sensitivity.localSqnrDb === null), 'no sensitivity without data');
+      assert.match(logs.join('\n'), /analysis without activations: .*features/);
+    } finally {
+      cleanup();
     }
   });
 });
