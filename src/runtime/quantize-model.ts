@@ -27,6 +27,7 @@ import { equalizeCrossLayer } from '../quant/refine/cle';
 import type { RefinementReport } from '../quant/refine/report';
 import { correctBiases, RefineContext } from './refine/bias-correction';
 import { learnedRounding } from './refine/adaround';
+import { equalizeDepthwiseInputs } from './refine/equalize-depthwise';
 import { smoothQuant } from './refine/smoothquant';
 import { calibrate, chooseRange, TensorStats } from './calibrate';
 import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
@@ -311,6 +312,12 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       preprocessing.push(...plan.preprocessing);
       warnings.push(...plan.warnings);
       refinements.push(...plan.refinements);
+      if (config.depthwiseEqualization) {
+        // Changes the activations of the equalized convs: before calibration.
+        const eq = await equalizeDepthwiseInputs(plan, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
+        plan = eq.plan;
+        refinements.push(eq.report);
+      }
       if (config.smoothQuant) {
         // Changes the activations of the smoothed layers: before calibration.
         const sq = await smoothQuant(plan, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });

@@ -1,6 +1,6 @@
 /**
  * Streaming per-channel statistics of activations: the abs max of each last-axis channel (the K
- * channels a MatMul/Gemm reduces over) over calibration samples, plus a bounded, evenly spread
+ * channels a MatMul/Gemm reduces over; or axis 1, what a Conv reads) over calibration samples, plus a bounded, evenly spread
  * sample of rows for searches. Memory is K floats plus the kept rows, whatever the sample count.
  */
 import type { OnnxModel } from '../../onnx/model';
@@ -23,6 +23,8 @@ export interface ChannelStatsOptions {
   maxSamples?: number;
   /** Rows kept per tensor (spread over the samples). */
   keepRows?: number;
+  /** Tensors whose channels are axis 1 (NCHW, what convolutions read) instead of the last axis; their rows are pixels' channel vectors. */
+  channelsFirst?: ReadonlySet<string>;
   onSample?: (done: number, total: number) => void;
 }
 
@@ -38,11 +40,30 @@ export async function channelStats(model: OnnxModel, proto: ModelProto, tensors:
       for (const name of tensors) {
         const t = out[name]!;
         const x = floatData(t, name);
-        const k = Number(t.dims[t.dims.length - 1] ?? 1);
+        const first = opts.channelsFirst?.has(name) === true && t.dims.length >= 2;
+        const k = Number((first ? t.dims[1] : t.dims[t.dims.length - 1]) ?? 1);
         let a = acc.get(name);
         if (!a) acc.set(name, (a = { absMax: new Float32Array(k), rows: [] }));
         if (a.absMax.length !== k) continue; // shapes that change the channel count are not smoothable
         const m = a.absMax;
+        if (first) {
+          const inner = x.length / (Number(t.dims[0]) * k);
+          for (let base = 0, c = 0; base < x.length; base += inner, c = (c + 1) % k) {
+            let mx = m[c]!;
+            for (let idx = base; idx < base + inner; idx++) {
+              const v = Math.abs(x[idx]!);
+              if (v > mx) mx = v; // NaN never wins
+            }
+            m[c] = mx;
+          }
+          const step = Math.max(1, Math.floor(inner / perSample));
+          for (let p = 0; p < inner && a.rows.length < keep; p += step) {
+            const row = new Array<number>(k);
+            for (let c = 0; c < k; c++) row[c] = x[c * inner + p]!;
+            a.rows.push(row);
+          }
+          continue;
+        }
         for (let idx = 0; idx < x.length; idx++) {
           const v = Math.abs(x[idx]!);
           const j = idx % k;
