@@ -1,6 +1,7 @@
 /**
  * Evidence for the post-training refinements (issue #7): on the real models from npm, static int8
- * with the baseline settings (every refinement off) and with each refinement on, printing the
+ * with the baseline settings (every refinement off) and with each refinement on (`defaults`: the
+ * ones the defaults turn on), printing the
  * output SQNR, task-level agreement with the float model and the seconds each refinement costs.
  *
  *   npm run bench -- refinements [ocrCls|ocrRec|ocrDet|vad …] [--variants cle,bc,sq,sqauto,ar,arbc] [--calib N] [--lines N]
@@ -20,9 +21,13 @@ import { quantizeModel } from '../src/runtime/quantize-model';
 import { REAL_MODELS } from '../test/helpers/ort';
 import { decodeRecOutput, renderClsSamples, renderDetPages, renderRecSamples, runVad, synthesizeVadAudio, vadDecisions, writeTaskFolder, type Task } from '../test/helpers/tasks';
 
-const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, biasCorrection: false, smoothQuant: false, adaround: false };
+const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, depthwiseEqualization: false, biasCorrection: false, smoothQuant: false, adaround: false };
 const VARIANTS: Record<string, Partial<QuantConfig>> = {
   base: {},
+  // What the defaults turn on: depthwise equalization and learned rounding.
+  dweq: { depthwiseEqualization: true },
+  defaults: { depthwiseEqualization: true, adaround: true },
+  defbc: { depthwiseEqualization: true, adaround: true, biasCorrection: true },
   cle: { crossLayerEqualization: true },
   bc: { biasCorrection: true },
   sq: { smoothQuant: true, smoothQuantAlpha: 0.5 },

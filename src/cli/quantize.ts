@@ -88,7 +88,8 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --cle | --no-cle        cross-layer equalization of Conv→act→Conv chains (static)
       --bias-correction | --no-bias-correction      correct biases by the mean quantization error (static)
       --smoothquant | --no-smoothquant  --smoothquant-alpha A|auto (default 0.5)  MatMul/Gemm outliers (static)
-      --adaround | --no-adaround  --adaround-seconds S (default 60)  learned weight rounding per layer (static)
+      --adaround | --no-adaround  --adaround-seconds S (default 60)  learned weight rounding per layer (static, on by default)
+      --dw-equalization | --no-dw-equalization      equalize depthwise conv input channels (static, on by default)
       --dim NAME=SIZE         size of a symbolic input dim for synthetic data (repeatable)
       --fixed INPUT=V1,V2,…   exact values of an input for synthetic data, e.g. --fixed sr=16000
       --image-resize model|HxW --image-scale S --image-mean a,b,c --image-std a,b,c

@@ -24,6 +24,13 @@ describe('refinement settings', () => {
     assert.throws(() => resolveConfig({ adaround: true, 'no-adaround': true }), CliUsageError);
     assert.throws(() => resolveConfig({ 'adaround-seconds': '0' }), /--adaround-seconds/);
     assert.throws(() => parseRecipe({ adaroundSeconds: 'long' }, 'r.json'), RecipeError);
+    // Depthwise equalization and learned rounding are on by default; each flag turns its own off.
+    assert.equal(resolveConfig({}).depthwiseEqualization, true);
+    assert.equal(resolveConfig({}).adaround, true);
+    assert.equal(resolveConfig({ 'no-dw-equalization': true }).depthwiseEqualization, false);
+    assert.equal(resolveConfig({ 'dw-equalization': true, recipe: 'r.json' }, () => JSON.stringify({ depthwiseEqualization: false })).depthwiseEqualization, true);
+    assert.equal(parseRecipe({ depthwiseEqualization: false }, 'r.json').settings.depthwiseEqualization, false);
+    assert.throws(() => resolveConfig({ 'dw-equalization': true, 'no-dw-equalization': true }), CliUsageError);
   });
 
   it('validates recipe fields', () => {
