@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { OnnxFormatError } from '../onnx/errors';
+import { COMPARE_USAGE, runCompare } from './compare';
 import { runDemo } from './demo';
 import { runInspect } from './inspect';
 import { CliUsageError, QUANTIZE_USAGE, runQuantize } from './quantize';
@@ -21,6 +22,7 @@ commands:
   demo [--out <dir>] [--json]     build the bundled default model and calibration data, quantize it, report
 ${QUANTIZE_USAGE}
 ${ANALYZE_USAGE}
+${COMPARE_USAGE}
 
 options:
   --json        print one JSON object on stdout
@@ -74,6 +76,9 @@ export async function main(argv: string[], io: CliIO = processIO, signal?: Abort
         return 0;
       case 'analyze':
         await runAnalyze(rest, io, signal);
+        return 0;
+      case 'compare':
+        await runCompare(rest, io, signal);
         return 0;
       default:
         throw new UsageError(`unknown command "${command}"`);

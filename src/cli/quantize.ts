@@ -103,9 +103,9 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
                               written next to the output as <out>.recipe.json
       --threads N  --latency-runs N (default 20; 0 skips)  --progress ndjson`;
 
-type Values = { [K in keyof typeof QUANTIZE_OPTIONS]?: (typeof QUANTIZE_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof QUANTIZE_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+export type Values = { [K in keyof typeof QUANTIZE_OPTIONS]?: (typeof QUANTIZE_OPTIONS)[K] extends { multiple: true } ? string[] : (typeof QUANTIZE_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
-function num(v: string | undefined, name: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
+export function num(v: string | undefined, name: string, opts: { integer?: boolean; min?: number; max?: number } = {}): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || (opts.integer && !Number.isInteger(n)) || (opts.min !== undefined && n < opts.min) || (opts.max !== undefined && n > opts.max)) {
@@ -188,7 +188,7 @@ export function resolveConfig(v: Values, readFile: (f: string) => string = (f) =
   return config;
 }
 
-function imageOptions(v: Values): ImageOptions | undefined {
+export function imageOptions(v: Values): ImageOptions | undefined {
   const o: ImageOptions = {};
   if (v['image-resize'] !== undefined) {
     if (v['image-resize'] === 'model') o.resize = 'model';
@@ -214,7 +214,7 @@ function imageOptions(v: Values): ImageOptions | undefined {
   return Object.keys(o).length ? o : undefined;
 }
 
-function dims(v: Values): Record<string, number> {
+export function dims(v: Values): Record<string, number> {
   const out: Record<string, number> = {};
   for (const d of v.dim ?? []) {
     const m = /^(.+)=(\d+)$/.exec(d);
@@ -224,7 +224,7 @@ function dims(v: Values): Record<string, number> {
   return out;
 }
 
-function fixedValues(v: Values): Record<string, number[]> {
+export function fixedValues(v: Values): Record<string, number[]> {
   const out: Record<string, number[]> = {};
   for (const f of v.fixed ?? []) {
     const m = /^([^=]+)=(.+)$/.exec(f);
@@ -268,7 +268,7 @@ export function dataSources(v: Values, model: OnnxModel, config: QuantConfig): {
   return { calib, eval: evalSource, evalNote };
 }
 
-function fmtDb(x: number): string {
+export function fmtDb(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(1)} dB` : '∞ (identical)';
 }
 

@@ -64,6 +64,8 @@ export interface LoopResult {
   transformed: StaticQdqResult;
   /** Why the loop ended. */
   stopReason: 'target met' | 'nothing left to raise' | 'no raise helps any more' | 'step budget spent';
+  /** The target's quantity for another model, on the same evaluation samples (float results reused). */
+  measure: (model: ModelProto) => Promise<number>;
 }
 
 export interface LoopOptions {
@@ -291,7 +293,8 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
   let value = await meter.measure(transformed.model);
   const steps: LoopStep[] = [{ step: 0, metric: value, sizeBytes: bytes.length, met: meets(o.target, value) }];
   o.onStep?.(steps[0]!);
-  if (steps[0]!.met) return { target: o.target, steps, met: true, config, transformed, stopReason: 'target met' };
+  const measure = (m: ModelProto) => meter.measure(m);
+  if (steps[0]!.met) return { target: o.target, steps, met: true, config, transformed, stopReason: 'target met', measure };
 
   // Ranking works on the worst output's SQNR (logits for Softmax outputs) on a few samples:
   // continuous, unlike most task metrics.
@@ -402,7 +405,7 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
     }
   }
   if (meets(o.target, value)) stopReason = 'target met';
-  return { target: o.target, steps, met: meets(o.target, value), config, transformed, stopReason };
+  return { target: o.target, steps, met: meets(o.target, value), config, transformed, stopReason, measure };
 }
 
 /** The per-node overrides the loop added (what the recipe next to the output records). */

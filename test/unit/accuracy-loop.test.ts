@@ -18,6 +18,7 @@ import { syntheticSource } from '../../src/runtime/data';
 import { quantizeModel } from '../../src/runtime/quantize-model';
 import { runQuantize } from '../../src/cli/quantize';
 import { tempDir } from '../helpers/ort';
+import type * as ort from 'onnxruntime-node';
 
 /**
  * Eight 3×3 convs with ReLU; conv3's input gets one channel scaled ×300 (an activation outlier
@@ -155,6 +156,33 @@ describe('accuracy-aware loop', () => {
       (err: Error) => err.name === 'AbortError',
     );
     assert.deepEqual(fs.readdirSync(dir).sort(), ['m.onnx']);
+    });
+  });
+  it('keeps learned rounding only if the target is no worse with it (else writes the loop\'s nearest-rounding model)', async () => {
+    await withModel(async (dir, file) => {
+      const model = OnnxModel.load(file);
+      const calib = syntheticSource(model, { count: 8, seed: 1 });
+      const evalSource = syntheticSource(model, { count: 4, seed: 2 });
+      model.close();
+      // A metric that rewards error: learned rounding, which lowers the error, makes it worse.
+      const errorScore = (f: Record<string, ort.Tensor>, q: Record<string, ort.Tensor>) => {
+        const a = Object.values(f)[0]!.data as Float32Array;
+        const b = Object.values(q)[0]!.data as Float32Array;
+        let e = 0;
+        for (let i = 0; i < a.length; i++) e += Math.abs(a[i]! - b[i]!);
+        return e / a.length;
+      };
+      const target = { kind: 'metric' as const, name: 'error', score: errorScore, min: 0 };
+      const run = (name: string, adaround: boolean) =>
+        quantizeModel({ input: file, output: path.join(dir, name), config: { ...DEFAULT_CONFIG, adaround }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0, accuracyTarget: target });
+      const nearest = await run('nearest.onnx', false);
+      const r = await run('refined.onnx', true);
+      const ar = r.refinements.find((f) => f.name === 'learned rounding')!;
+      assert.match(ar.summary, /^not used: with it the loop's target measured/);
+      assert.equal(r.settings.adaround, false, 'the recipe does not ask for what was not used');
+      assert.deepEqual(fs.readFileSync(path.join(dir, 'refined.onnx')), fs.readFileSync(path.join(dir, 'nearest.onnx')));
+      assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'refined.recipe.json'), 'utf8')).adaround, false);
+      assert.equal(nearest.accuracyLoop!.steps.length, r.accuracyLoop!.steps.length);
     });
   });
 });
