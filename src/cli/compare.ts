@@ -11,21 +11,14 @@ import { openSampleFolder, syntheticSource } from '../runtime/data';
 import { traceErrors, worstLayers, type TraceResult } from '../runtime/error-trace';
 import { compareModels, type ComparisonResult } from '../runtime/evaluate';
 import type { SampleSource } from '../runtime/samples';
-import { CliUsageError, dims, fixedValues, fmtDb, imageOptions, num, type Values } from './quantize';
+import { CliUsageError, DATA_OPTIONS, dims, fixedValues, fmtDb, imageOptions, num, outputLines, type Values } from './quantize';
 
 export const COMPARE_OPTIONS = {
   eval: { type: 'string' },
   samples: { type: 'string' },
   layers: { type: 'boolean' },
   top: { type: 'string' },
-  dim: { type: 'string', multiple: true },
-  fixed: { type: 'string', multiple: true },
-  'image-resize': { type: 'string' },
-  'image-scale': { type: 'string' },
-  'image-mean': { type: 'string' },
-  'image-std': { type: 'string' },
-  'image-layout': { type: 'string' },
-  'image-channels': { type: 'string' },
+  ...DATA_OPTIONS,
   threads: { type: 'string' },
   'latency-runs': { type: 'string' },
   json: { type: 'boolean' },
@@ -72,10 +65,7 @@ export function formatCompareReport(r: CompareReport, top = 10): string {
   const lines = [`${r.quantized} vs ${r.float}`];
   lines.push(`  size ${formatBytes(r.sizeBytes.float)} → ${formatBytes(r.sizeBytes.quantized)} (${(r.sizeBytes.float / r.sizeBytes.quantized).toFixed(2)}× smaller)`);
   lines.push(`  ${r.samples} sample(s)${r.synthetic ? ' — SYNTHETIC DATA' : ''}: ${r.source}`);
-  for (const o of r.outputs) {
-    const top1 = o.top1Agreement !== undefined ? `, top-1 agreement ${(o.top1Agreement * 100).toFixed(1)}%` : '';
-    lines.push(`    ${o.name}: SQNR ${fmtDb(o.sqnrDb)}, cosine ${o.cosine.toFixed(5)}, max abs error ${o.maxAbsError.toPrecision(3)}${top1}`);
-  }
+  lines.push(...outputLines(r.outputs));
   if (r.latencyMs) lines.push(`  latency (median): float ${r.latencyMs.float.toFixed(2)} ms, quantized ${r.latencyMs.quantized.toFixed(2)} ms (${(r.latencyMs.quantized / r.latencyMs.float).toFixed(2)}×)`);
   if (r.trace) {
     const t = r.trace;

@@ -14,10 +14,23 @@ import { parseRecipeText, parseRecipe, RecipeError } from '../quant/recipe';
 import { TARGET_PRESETS } from '../quant/presets';
 import { ImageOptions, openSampleFolder, sliceSource, splitSource, syntheticSource } from '../runtime/data';
 import { PipelineProgress, quantizeModel, QuantizeReport } from '../runtime/quantize-model';
+import type { OutputComparison } from '../runtime/evaluate';
 import { SampleSource } from '../runtime/samples';
 import { formatBytes } from '../onnx/summary';
 
 export class CliUsageError extends Error {}
+
+/** How samples are made: synthetic dims and values, image preprocessing (quantize and compare). */
+export const DATA_OPTIONS = {
+  dim: { type: 'string', multiple: true },
+  fixed: { type: 'string', multiple: true },
+  'image-resize': { type: 'string' },
+  'image-scale': { type: 'string' },
+  'image-mean': { type: 'string' },
+  'image-std': { type: 'string' },
+  'image-layout': { type: 'string' },
+  'image-channels': { type: 'string' },
+} as const;
 
 export const QUANTIZE_OPTIONS = {
   output: { type: 'string', short: 'o' },
@@ -52,14 +65,7 @@ export const QUANTIZE_OPTIONS = {
   adaround: { type: 'boolean' },
   'no-adaround': { type: 'boolean' },
   'adaround-seconds': { type: 'string' },
-  dim: { type: 'string', multiple: true },
-  fixed: { type: 'string', multiple: true },
-  'image-resize': { type: 'string' },
-  'image-scale': { type: 'string' },
-  'image-mean': { type: 'string' },
-  'image-std': { type: 'string' },
-  'image-layout': { type: 'string' },
-  'image-channels': { type: 'string' },
+  ...DATA_OPTIONS,
   threads: { type: 'string' },
   'latency-runs': { type: 'string' },
   progress: { type: 'string' },
@@ -272,6 +278,14 @@ export function fmtDb(x: number): string {
   return Number.isFinite(x) ? `${x.toFixed(1)} dB` : '∞ (identical)';
 }
 
+/** One line per output: SQNR, cosine, max abs error, top-1 agreement where it applies. */
+export function outputLines(outputs: readonly OutputComparison[]): string[] {
+  return outputs.map((o) => {
+    const top1 = o.top1Agreement !== undefined ? `, top-1 agreement ${(o.top1Agreement * 100).toFixed(1)}%` : '';
+    return `    ${o.name}: SQNR ${fmtDb(o.sqnrDb)}, cosine ${o.cosine.toFixed(5)}, max abs error ${o.maxAbsError.toPrecision(3)}${top1}`;
+  });
+}
+
 /** The report for terminals. */
 export function formatQuantizeReport(r: QuantizeReport): string {
   const lines: string[] = [];
@@ -289,10 +303,7 @@ export function formatQuantizeReport(r: QuantizeReport): string {
     lines.push(`    from ${c.source}`);
   }
   lines.push(`  evaluation on ${r.eval.samples} sample(s)${r.eval.synthetic ? ' — SYNTHETIC DATA' : ''}: ${r.eval.source}`);
-  for (const o of r.eval.outputs) {
-    const top1 = o.top1Agreement !== undefined ? `, top-1 agreement ${(o.top1Agreement * 100).toFixed(1)}%` : '';
-    lines.push(`    ${o.name}: SQNR ${fmtDb(o.sqnrDb)}, cosine ${o.cosine.toFixed(5)}, max abs error ${o.maxAbsError.toPrecision(3)}${top1}`);
-  }
+  lines.push(...outputLines(r.eval.outputs));
   if (r.eval.latencyMs) {
     const l = r.eval.latencyMs;
     lines.push(`  latency (median): float ${l.float.toFixed(2)} ms, quantized ${l.quantized.toFixed(2)} ms (${l.ratio.toFixed(2)}×)`);

@@ -7,18 +7,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { main } from '../../src/cli/main';
+import { cli } from '../helpers/cli';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { saveModel } from '../../src/onnx/save';
 import { tempDir } from '../helpers/ort';
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 /** conv0 → relu → conv1 → relu → [×400 on one channel] → conv2 → relu → conv3 (graph output). */
 function chain(): ReturnType<ModelBuilder['build']> {

@@ -6,18 +6,11 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { main } from '../../src/cli/main';
+import { cli } from '../helpers/cli';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { saveModel } from '../../src/onnx/save';
 import { REAL_MODELS, tempDir } from '../helpers/ort';
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 function smallModel(): ReturnType<ModelBuilder['build']> {
   const b = new ModelBuilder({ opset: 17, opsets: { 'com.microsoft': 1 }, producer: 'tests' });

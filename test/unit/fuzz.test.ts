@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { deepModel, formatReport, runFuzz } from '../../scripts/fuzz';
-import { main } from '../../src/cli/main';
+import { cli } from '../helpers/cli';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { encodeModel } from '../../src/onnx/encode';
@@ -19,13 +19,6 @@ import { ModelProto, TensorDataLocation, TensorProto } from '../../src/onnx/prot
 import { saveModel } from '../../src/onnx/save';
 import { tensorToFloat32 } from '../../src/onnx/tensor-data';
 import { tempDir } from '../helpers/ort';
-
-async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(args, { out: (s) => out.push(s), err: (s) => err.push(s) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
 
 /** A clear error: exit code 2, nothing on stdout, one line on stderr naming the file. */
 function assertCleanError(r: { code: number; out: string; err: string }, file: string, expected: RegExp): void {
