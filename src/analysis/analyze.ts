@@ -24,6 +24,7 @@ import { defaultOpset } from '../onnx/opset-upgrade';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto';
 import { tensorToFloat32 } from '../onnx/tensor-data';
 import { DEFAULT_CONFIG, QuantConfig } from '../quant/config';
+import { equalizeDepthwiseInputs } from '../runtime/refine/equalize-depthwise';
 import { modelScopes } from '../quant/graph/edit';
 import { CALIBRATED_OPS, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
 import { MIN_NORMAL_FLOAT32 } from '../quant/params';
@@ -398,8 +399,15 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
     if (options.calib) {
       // ---- prepare as quantize does ----
       const source = OnnxModel.fromProto(named, model.file);
-      const folded = foldForQuantization(source, config);
-      placement = placeQdq(folded.proto, config);
+      let folded = foldForQuantization(source, config).proto;
+      if (config.depthwiseEqualization) {
+        // Quantize equalizes wide depthwise-conv inputs before calibrating: measure that model.
+        const plan = { proto: folded, calibProto: folded, domain: '' as const, takenBranches: new Map(), preprocessing: [], warnings: [], refinements: [] };
+        const eq = await equalizeDepthwiseInputs(plan, { model: source, config, readWeight: toFloat32, calib: options.calib, signal, threads: options.threads });
+        folded = eq.plan.proto;
+        if (eq.report.layers.length) notes.push(`depthwise equalization, as quantize does it: ${eq.report.summary}`);
+      }
+      placement = placeQdq(folded, config);
       const prepared = placement.proto;
       const runtime = new Map<string, RuntimeLayer>();
       const preparedModel = OnnxModel.fromProto(prepared, model.file);

@@ -18,6 +18,7 @@ import { channelSpread, equalizationScales, equalizeDepthwise, findDepthwiseGrou
 import { applyEdits, ConstReader } from '../../src/quant/refine/weights';
 import { syntheticSource } from '../../src/runtime/data';
 import { quantizeModel } from '../../src/runtime/quantize-model';
+import { analyzeModel } from '../../src/analysis/analyze';
 import { floatTensor, runModel, tempDir } from '../helpers/ort';
 
 const C = 8;
@@ -116,6 +117,23 @@ describe('depthwise equalization', () => {
       assert.deepEqual(report?.layers, ['dw'], report?.summary);
       assert.match(report!.summary, /folded into Conv "pw0"/);
       assert.ok(db(on) > db(off) + 3, `SQNR ${db(off).toFixed(1)} → ${db(on).toFixed(1)} dB (${report!.summary})`);
+    } finally {
+      cleanup();
+    }
+  });
+  it('analysis measures the equalized model, as quantize builds it', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = path.join(dir, 'wide.onnx');
+      saveModel(wideChannelModel('conv'), file);
+      const model = OnnxModel.load(file);
+      const calib = syntheticSource(model, { count: 16, seed: 1 });
+      const evalSource = syntheticSource(model, { count: 8, seed: 2 });
+      model.close();
+      const report = await analyzeModel({ model: file, calib, eval: evalSource, sensitivity: 'global', workers: 1, suggest: false });
+      const q = await quantizeModel({ input: file, output: path.join(dir, 'q.onnx'), config: { ...DEFAULT_CONFIG, adaround: false }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+      assert.ok(Math.abs(report.global!.allQuantizedSqnrDb - q.eval.outputs[0]!.sqnrDb) < 0.01, `analysis ${report.global!.allQuantizedSqnrDb} vs quantize ${q.eval.outputs[0]!.sqnrDb}`);
+      assert.ok(report.notes.some((n) => /depthwise equalization, as quantize does it/.test(n)), report.notes.join('\n'));
     } finally {
       cleanup();
     }
