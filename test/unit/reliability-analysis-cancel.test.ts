@@ -129,9 +129,14 @@ describe('cancelling analysis', () => {
   });
 
   it('at random times', { timeout: 240_000 }, async () => {
-    const t0 = performance.now();
-    await run();
-    const duration = performance.now() - t0;
+    // The shorter of two runs: abort times drawn from a run slowed by other load on the machine
+    // would mostly fall after the later, faster runs had finished.
+    let duration = Infinity;
+    for (let i = 0; i < 2; i++) {
+      const t0 = performance.now();
+      await run();
+      duration = Math.min(duration, performance.now() - t0);
+    }
     const rng = new Rng(9);
     const latencies: number[] = [];
     for (let i = 0; i < 12; i++) {
