@@ -446,6 +446,38 @@ export class Workbench {
     await row.click();
   }
 
+  /**
+   * Opens a workspace .onnx file in the model editor by clicking it in the explorer, and returns the
+   * editor's webview frame once its header names the file.
+   *
+   * The first click of a fresh session can race the extension's activation: VS Code then opens the
+   * file in its text editor ("not displayed … binary", a placeholder that stays for good) instead
+   * of the model editor. That is detected here (no waiting out a fixed delay) and the file is
+   * reopened with "ONNX Quant: Inspect Model", as a user would.
+   */
+  async openModelEditor(name: string, timeoutMs = 120_000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    await this.openFromExplorer(name);
+    const textEditor = this.page.locator(
+      '.editor-group-container.active .editor-instance .monaco-editor-pane-placeholder, .editor-group-container.active .editor-instance .monaco-editor',
+    );
+    const outcome = await waitFor(
+      `${name} to open in the model editor or the text editor`,
+      async () => {
+        if (await this.findWebviewFrame('.model-header h1', name)) return 'model-editor' as const;
+        if ((await this.activeTabLabel()) === name && (await textEditor.count()) > 0) return 'text-editor' as const;
+        return undefined;
+      },
+      timeoutMs,
+      300,
+    );
+    if (outcome === 'text-editor') {
+      console.log(`e2e: ${name} opened in the text editor (the first click raced the extension's activation); reopening it with Inspect Model`);
+      await this.runCommand('ONNX Quant: Inspect Model');
+    }
+    return this.webviewFrame('.model-header h1', name, Math.max(deadline - Date.now(), 30_000));
+  }
+
   /** Right-clicks a file in the explorer; returns the labels of the context menu's actions. */
   async explorerContextMenu(name: string): Promise<string[]> {
     const row = await this.revealInExplorer(name);
@@ -507,22 +539,20 @@ export class Workbench {
    * given, contains `text`. Hidden webviews keep their frames, so pass text that tells them apart.
    */
   async webviewFrame(selector: string, text?: string | RegExp, timeoutMs = 45_000): Promise<Frame> {
-    return waitFor(
-      `a webview with ${selector}${text ? ` containing ${String(text)}` : ''}`,
-      async () => {
-        for (const frame of this.page.frames()) {
-          if (frame === this.page.mainFrame()) continue;
-          const el = frame.locator(selector).first();
-          if ((await el.count().catch(() => 0)) === 0) continue;
-          if (text === undefined) return frame;
-          const content = (await el.textContent({ timeout: 1000 }).catch(() => null)) ?? '';
-          if (typeof text === 'string' ? content.includes(text) : text.test(content)) return frame;
-        }
-        return undefined;
-      },
-      timeoutMs,
-      300,
-    );
+    return waitFor(`a webview with ${selector}${text ? ` containing ${String(text)}` : ''}`, () => this.findWebviewFrame(selector, text), timeoutMs, 300);
+  }
+
+  /** The frame webviewFrame waits for, if it is there now. */
+  private async findWebviewFrame(selector: string, text?: string | RegExp): Promise<Frame | undefined> {
+    for (const frame of this.page.frames()) {
+      if (frame === this.page.mainFrame()) continue;
+      const el = frame.locator(selector).first();
+      if ((await el.count().catch(() => 0)) === 0) continue;
+      if (text === undefined) return frame;
+      const content = (await el.textContent({ timeout: 1000 }).catch(() => null)) ?? '';
+      if (typeof text === 'string' ? content.includes(text) : text.test(content)) return frame;
+    }
+    return undefined;
   }
 
   /** Notification toasts currently shown (their messages). */
