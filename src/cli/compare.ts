@@ -27,7 +27,7 @@ export const COMPARE_OPTIONS = {
 export const COMPARE_USAGE = `  compare <float.onnx> <quantized.onnx> [options] [--json]
       --eval DIR              samples both models run on (as quantize's --calib); none: synthetic, reported loudly
       --samples N             at most N samples (default all, 8 synthetic)
-      --layers                error trace: each layer's output SQNR and the error it adds, worst first
+      --layers                error trace: each layer's output SQNR and the error it adds, then the worst ones
       --top N                 layers listed as worst (default 10)
       --dim, --fixed, --image-…  as for quantize   --threads N  --latency-runs N (default 20; 0 skips)`;
 
