@@ -409,9 +409,35 @@ export class Workbench {
     await this.context.close().catch(() => undefined);
   }
 
-  /** Waits until the workbench knows every extension's contributions (commands, custom editors). */
+  /**
+   * Waits until the workbench knows every extension's contributions (commands, custom editors) and
+   * would open a file in the custom editor contributed for it.
+   *
+   * The `code/didLoadExtensions` mark alone does not ensure the latter: VS Code registers contributed
+   * custom editors with its editor resolver only when its custom editor service is created, and that
+   * service is a delayed singleton, created on the page's first idle callback after startup (or on
+   * first use). A click on a .onnx file before then (a busy startup on a loaded machine) opens it in
+   * the text editor ("binary or unsupported text encoding") for good. Idle callbacks run in the order
+   * they were requested, so one requested after the mark runs after the one that creates the service.
+   */
   async waitForExtensions(timeoutMs = 60_000): Promise<void> {
     await this.page.waitForFunction(() => performance.getEntriesByName('code/didLoadExtensions').length > 0, undefined, { timeout: timeoutMs, polling: 200 });
+    await this.waitForIdle(timeoutMs);
+  }
+
+  /** Resolves once the page has been idle: every idle callback requested before this call has run. */
+  async waitForIdle(timeoutMs = 60_000): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await Promise.race([
+        this.page.evaluate(() => new Promise<void>((resolve) => requestIdleCallback(() => resolve()))),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the workbench was not idle once within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Runs a command by its palette title (`Category: Title`), as a user would: F1, type, Enter. */
@@ -450,10 +476,11 @@ export class Workbench {
    * Opens a workspace .onnx file in the model editor by clicking it in the explorer, and returns the
    * editor's webview frame once its header names the file.
    *
-   * The first click of a fresh session can race the extension's activation: VS Code then opens the
-   * file in its text editor ("not displayed … binary", a placeholder that stays for good) instead
-   * of the model editor. That is detected here (no waiting out a fixed delay) and the file is
-   * reopened with "ONNX Quant: Inspect Model", as a user would.
+   * A click before VS Code has registered its custom editors opens the file in the text editor
+   * ("not displayed … binary", a placeholder that stays for good) instead of the model editor;
+   * waitForExtensions (Session.start) waits for that registration, so this should not happen. If it
+   * does, it is detected here (no waiting out a fixed delay), logged, and the file is reopened with
+   * "ONNX Quant: Inspect Model", as a user would.
    */
   async openModelEditor(name: string, timeoutMs = 120_000): Promise<Frame> {
     const deadline = Date.now() + timeoutMs;
@@ -472,7 +499,7 @@ export class Workbench {
       300,
     );
     if (outcome === 'text-editor') {
-      console.log(`e2e: ${name} opened in the text editor (the first click raced the extension's activation); reopening it with Inspect Model`);
+      console.log(`e2e: ${name} opened in the text editor (the click came before VS Code registered its custom editors); reopening it with Inspect Model`);
       await this.runCommand('ONNX Quant: Inspect Model');
     }
     return this.webviewFrame('.model-header h1', name, Math.max(deadline - Date.now(), 30_000));

@@ -2,14 +2,17 @@
  * The model editor's layer table in VS Code's light, dark, high-contrast light and high-contrast
  * dark themes: its text must stay readable
  * (WCAG contrast ≥ 4.5 between each element's text colour and the background behind it), which holds
- * only if every colour comes from the theme's variables. One VS Code session per theme, with the
- * theme set in the user settings (by the theme's id in extensions/theme-defaults, not its label:
- * "Default High Contrast" is the one labelled "Dark High Contrast"); screenshots in
- * test/e2e/screenshots/.
+ * only if every colour comes from the theme's variables; and the section headers (vscode-elements'
+ * collapsibles, whose own fallbacks are dark-theme colours) must follow the theme's background. One
+ * VS Code session per theme, with the theme set in the user settings (by the theme's id in
+ * extensions/theme-defaults, not its label: "Default High Contrast" is the one labelled "Dark High
+ * Contrast"); screenshots in test/e2e/screenshots/.
  *
- * Each session is fresh, so each opens its model with the first click of the session, which can
- * race the extension's activation and land in the text editor, whatever the theme (an earlier
- * 120 s timeout of the dark high-contrast case was this race): Workbench.openModelEditor handles it.
+ * Each session is fresh and opens its model with its first click in the explorer. An earlier 120 s
+ * timeout of the dark high-contrast case was not the theme: that click had come before VS Code
+ * registered its custom editors and opened the file in the text editor, which can happen in any
+ * theme on a loaded machine. Session.start now waits for that registration (see
+ * Workbench.waitForExtensions), and Workbench.openModelEditor recovers, logging it, if it happens anyway.
  */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
@@ -32,9 +35,11 @@ const READABILITY_JS = String.raw`(() => {
           };
           return 0.2126 * ch(r) + 0.7152 * ch(g) + 0.0722 * ch(b);
         };
+        /** An element's parent, crossing out of shadow roots to their hosts. */
+        const parentOf = (e) => e.parentElement ?? (e.parentNode instanceof ShadowRoot ? e.parentNode.host : null);
         /** The first opaque background at or above an element. */
         const backgroundOf = (e) => {
-          for (let x = e; x; x = x.parentElement) {
+          for (let x = e; x; x = parentOf(x)) {
             const c = rgb(getComputedStyle(x).backgroundColor);
             if (c[3] > 0.5) return c;
           }
@@ -43,7 +48,12 @@ const READABILITY_JS = String.raw`(() => {
         const page = backgroundOf(document.body);
         let worst = Infinity;
         let worstWhat = '';
-        for (const e of Array.from(document.querySelectorAll('h1, h2, td, th, .lt-row, .lt-header > *, .lt-count, label'))) {
+        // Section headers live in the collapsibles' shadow roots.
+        const collapsibles = Array.from(document.querySelectorAll('vscode-collapsible'));
+        const headers = collapsibles.map((c) => c.shadowRoot?.querySelector('.collapsible-header')).filter((h) => h);
+        const titles = collapsibles.map((c) => c.shadowRoot?.querySelector('.title')).filter((h) => h);
+        const headerBackgrounds = headers.map((h) => lum(backgroundOf(h)));
+        for (const e of [...Array.from(document.querySelectorAll('h1, h2, td, th, .lt-row, .lt-header > *, .lt-count, label')), ...titles]) {
           if (!(e instanceof HTMLElement) || !e.offsetParent || !e.textContent?.trim()) continue;
           const fg = lum(rgb(getComputedStyle(e).color));
           const bg = lum(backgroundOf(e));
@@ -53,7 +63,7 @@ const READABILITY_JS = String.raw`(() => {
             worstWhat = e.tagName.toLowerCase() + '.' + e.className + ' "' + e.textContent.trim().slice(0, 30) + '"';
           }
         }
-        return { background: lum(page), worst, worstWhat };
+        return { background: lum(page), headerBackgrounds, worst, worstWhat };
 })()`;
 
 const THEMES = [
@@ -63,9 +73,11 @@ const THEMES = [
   { theme: 'Default High Contrast', tag: 'high-contrast-dark', light: false },
 ] as const;
 
-/** Worst text contrast in the editor page, and the page background's relative luminance. */
+/** Worst text contrast in the editor page, and the relative luminance of its backgrounds. */
 interface Readability {
   background: number;
+  /** Of each section header. */
+  headerBackgrounds: number[];
   worst: number;
   worstWhat: string;
 }
@@ -84,10 +96,15 @@ describe('model editor in light, dark and high-contrast themes', { timeout: 600_
       const frame = await wb.openModelEditor(MODEL, 120_000);
       await frame.locator('section.layers[aria-busy="false"]').waitFor({ timeout: 120_000 });
       await frame.locator('.lt-row').first().click();
+      // The selected row's details (they come from the host) are part of what must be readable.
+      await frame.locator('.layer-details .ld-name').waitFor({ timeout: 30_000 });
       // A string, not a function: the test runner's transpiler would add helpers the page lacks.
       const r = (await frame.evaluate(READABILITY_JS)) as Readability;
       await wb.screenshot(`theme-${t.tag}`);
-      assert.ok(t.light ? r.background > 0.5 : r.background < 0.1, `the editor follows the ${t.theme} background (luminance ${r.background.toFixed(3)})`);
+      const follows = (l: number) => (t.light ? l > 0.5 : l < 0.1);
+      assert.ok(follows(r.background), `the editor follows the ${t.theme} background (luminance ${r.background.toFixed(3)})`);
+      assert.ok(r.headerBackgrounds.length >= 3, `section headers found: ${r.headerBackgrounds.length}`);
+      assert.ok(r.headerBackgrounds.every(follows), `the section headers follow the ${t.theme} background (luminances ${r.headerBackgrounds.map((l) => l.toFixed(3)).join(', ')})`);
       assert.ok(r.worst >= 4.5, `worst contrast ${r.worst.toFixed(2)} at ${r.worstWhat}`);
     });
   }
