@@ -25,6 +25,7 @@ import { mseRange } from '../calibrate-mse';
 import { intAttr, isDefaultDomain } from '../graph/edit';
 import { HistogramObserver } from '../histogram';
 import { computeQParams } from '../params';
+import { quantRange } from '../types';
 import { ConstReader, FloatConst, nodeKey, WeightEdit } from './weights';
 
 /** Depthwise convs reading one activation X (NCHW, C channels). */
@@ -93,7 +94,7 @@ export function equalizedError(rows: Float32Array, energy: Float64Array, s: Floa
   const h = new HistogramObserver();
   h.update(scaled);
   const p = computeQParams(...rangeOf(mseRange(h.histogram(), type)), type);
-  const [qmin, qmax] = type === 'uint8' ? [0, 255] : type === 'int8' ? [-128, 127] : type === 'uint16' ? [0, 65535] : [-32768, 32767];
+  const { qmin, qmax } = quantRange(type);
   let err = 0;
   for (let i = 0; i < scaled.length; i++) {
     const q = Math.min(qmax, Math.max(qmin, Math.round(scaled[i]! / p.scale) + p.zeroPoint));
