@@ -1,7 +1,9 @@
 /**
  * Benchmarks of the calibration observers' JS-side cost per value, on 10M-element float32 batches
  * (about the largest activation a calibration sample brings back): scanBatch (min/max/NaN scan),
- * MinMaxObserver.update and HistogramObserver.update (steady state, and batches that grow the grid).
+ * MinMaxObserver.update and HistogramObserver.update (steady state, and batches that grow the grid),
+ * each with the WebAssembly SIMD kernels (what runs) and with the plain JavaScript loops (what runs
+ * where WebAssembly SIMD is missing, and what the kernels are checked against).
  *
  * Each figure is the best of several interleaved rounds (the least disturbed run), printed in ns per
  * value and as a ratio to a plain one-accumulator min/max loop measured in the same run, so figures
@@ -11,6 +13,7 @@
  */
 import { HistogramObserver } from '../src/quant/histogram';
 import { emptyScan, MinMaxObserver, scanBatch } from '../src/quant/observers';
+import { useObserverKernels } from '../src/quant/wasm/observer-kernels';
 
 const SIZE = 10_000_000;
 const ROUNDS = 7;
@@ -123,15 +126,27 @@ export function benchObservers(): string[] {
       },
     },
   ];
-  const best = measure(cases);
+  // Every case again on the JavaScript loops (setup switches the kernels off for its run).
+  const withKernels = (on: boolean, c: Case): Case => ({
+    name: on ? c.name : `${c.name} js`,
+    setup: () => {
+      useObserverKernels(on);
+      return c.setup();
+    },
+  });
+  const all = [cases[0]!, ...cases.slice(1).map((c) => withKernels(true, c)), ...cases.slice(1).map((c) => withKernels(false, c))];
+  const best = measure(all);
+  useObserverKernels(true);
   const ref = best.get('reference')!;
   const line = (label: string, name: string, note = '') => {
     const ms = best.get(name)!;
     const ns = (ms * 1e6) / SIZE;
-    return `  ${label.padEnd(52)} ${ns.toFixed(2).padStart(6)} ns/value  ${(ms / ref).toFixed(2).padStart(5)}× reference${note}`;
+    const js = best.get(`${name} js`);
+    const jsNote = js === undefined ? '' : `  (JavaScript loops: ${((js * 1e6) / SIZE).toFixed(2)} ns/value)`;
+    return `  ${label.padEnd(52)} ${ns.toFixed(2).padStart(6)} ns/value  ${(ms / ref).toFixed(2).padStart(5)}× reference${jsNote}${note}`;
   };
   return [
-    `calibration observers on ${SIZE / 1e6}M-element float32 batches (gaussian; best of ${ROUNDS} rounds):`,
+    `calibration observers on ${SIZE / 1e6}M-element float32 batches (gaussian; best of ${ROUNDS} rounds; WebAssembly SIMD kernels, JavaScript loops in parentheses):`,
     line('reference: plain min/max loop', 'reference'),
     line('scanBatch (min/max + NaN/Inf counts)', 'scanBatch'),
     line('scanBatch, NaN/±Inf in every 16K block (exact path)', 'scanBatch non-finite'),

@@ -28,8 +28,17 @@ export function buildResnetIsh(file = RESNET): string {
  * are generated once, before either is timed: producing a synthetic sample (about 40 ns per input
  * value for N(0,1)) is data loading, which the inference baseline does not include either; with
  * `includeLoading` calibration reads from the generator as it goes (the older figure).
+ *
+ * `rounds` alternates an inference pass and a calibration pass over the samples that many times
+ * and reports the round with the median ratio: with other jobs on the 2 cores, load shifts between
+ * two back-to-back passes often enough to move a single ratio by ±0.2.
  */
-export async function calibrationCost(method: CalibrationMethod, samples: number, includeLoading = false): Promise<{ infer: number; calib: number; inferFast: number; calibFast: number }> {
+export async function calibrationCost(
+  method: CalibrationMethod,
+  samples: number,
+  includeLoading = false,
+  rounds = 1,
+): Promise<{ infer: number; calib: number; inferFast: number; calibFast: number }> {
   const model = OnnxModel.load(RESNET);
   const generated = syntheticSource(model, { count: samples, seed: 3 });
   const cached: Sample[] = [];
@@ -45,28 +54,40 @@ export async function calibrationCost(method: CalibrationMethod, samples: number
         },
       };
   const session = await ort.InferenceSession.create(RESNET, { intraOpNumThreads: 2, logSeverityLevel: 3 });
-  const times: number[] = [];
-  for (const s of cached) {
-    const t = performance.now();
-    await session.run(s);
-    times.push(performance.now() - t);
+  const results: { infer: number; calib: number; inferFast: number; calibFast: number }[] = [];
+  try {
+    for (let r = 0; r < rounds; r++) {
+      const times: number[] = [];
+      for (const s of cached) {
+        const t = performance.now();
+        await session.run(s);
+        times.push(performance.now() - t);
+      }
+      const perSample: number[] = [];
+      let last = performance.now();
+      await calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), source, {
+        method,
+        threads: 2,
+        onProgress: (p) => {
+          if (p.phase !== 'calibrate') return;
+          const now = performance.now();
+          perSample.push(now - last);
+          last = now;
+        },
+      });
+      // The first samples warm up both; compare steady state.
+      results.push({
+        infer: median(times.slice(2)) / 1000,
+        calib: median(perSample.slice(2)) / 1000,
+        inferFast: lowerQuartile(times.slice(2)) / 1000,
+        calibFast: lowerQuartile(perSample.slice(2)) / 1000,
+      });
+    }
+  } finally {
+    await session.release();
   }
-  await session.release();
-  // The first samples warm up both; compare steady state.
-  const infer = median(times.slice(2)) / 1000;
-  const perSample: number[] = [];
-  let last = performance.now();
-  await calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), source, {
-    method,
-    threads: 2,
-    onProgress: (p) => {
-      if (p.phase !== 'calibrate') return;
-      const now = performance.now();
-      perSample.push(now - last);
-      last = now;
-    },
-  });
-  return { infer, calib: median(perSample.slice(2)) / 1000, inferFast: lowerQuartile(times.slice(2)) / 1000, calibFast: lowerQuartile(perSample.slice(2)) / 1000 };
+  results.sort((a, b) => a.calib / a.infer - b.calib / b.infer);
+  return results[(results.length - 1) >> 1]!;
 }
 
 /**
@@ -94,10 +115,10 @@ export async function benchQuantize(): Promise<string[]> {
   lines.push(`PTQ engine on a ResNet-style CNN (${mb(size)}, 1×3×112×112), 2 threads:`);
 
   for (const method of ['minmax', 'mse', 'entropy', 'percentile'] as const) {
-    const c = await calibrationCost(method, 48);
+    const c = await calibrationCost(method, 48, false, 5);
     const l = await calibrationCost(method, 48, true);
     lines.push(
-      `  calibration (${method}) per sample: ${(c.calib * 1000).toFixed(1)} ms vs one float inference ${(c.infer * 1000).toFixed(1)} ms = ${(c.calib / c.infer).toFixed(2)}× (medians; target ≤ 1.3×); ` +
+      `  calibration (${method}) per sample: ${(c.calib * 1000).toFixed(1)} ms vs one float inference ${(c.infer * 1000).toFixed(1)} ms = ${(c.calib / c.infer).toFixed(2)}× (medians, median of 5 rounds; target ≤ 1.3×); ` +
         `fast quartiles ${(c.calibFast / c.inferFast).toFixed(2)}×; with synthetic-sample generation in the loop ${(l.calib / l.infer).toFixed(2)}×`,
     );
   }

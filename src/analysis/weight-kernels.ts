@@ -13,7 +13,7 @@
  * Memory: one WebAssembly.Memory per process, grown on demand; tensors are copied in chunk by chunk
  * (see weight-stats.ts), so it stays at about one chunk plus per-channel arrays.
  */
-import { assemble, Code, FunctionDef, OP, SIMD } from './wasm-asm';
+import { assemble, Code, FunctionDef, OP, SIMD, whileLt } from '../quant/wasm/asm';
 
 const MIN_NORMAL = 1.1754943508222875e-38;
 /** Vectors per float32 partial sum before it is added into the float64 total. */
@@ -33,18 +33,6 @@ const NEXT_LANE = [4, 5, 6, 7, 4, 5, 6, 7, 12, 13, 14, 15, 12, 13, 14, 15];
 /** Lanes (2, 3, 0, 1) and (1, 0, 3, 2), as byte indices: two shuffles reduce 4 lanes. */
 const SWAP_PAIRS = HIGH_TO_LOW;
 const SWAP_LANES = [4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11];
-
-/** `while (i < end) { body; i += step }` with `i`, `end` locals. */
-function whileLt(c: Code, i: string, end: string, step: number, body: () => void): void {
-  c.block(() =>
-    c.loop(() => {
-      c.get(i).get(end).op(OP.i32_ge_s).brIf(1);
-      body();
-      c.get(i).i32(step).op(OP.i32_add).set(i);
-      c.br(0);
-    }),
-  );
-}
 
 /** `acc64 += promote(lo lanes of v) + promote(hi lanes of v)`, v a local v128 of f32x4. */
 function flush(c: Code, v: string, acc64: string): void {

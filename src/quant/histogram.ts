@@ -35,6 +35,7 @@
  */
 import { QuantizationError } from './errors';
 import { BatchScan, emptyScan, firstZero, scanBatch } from './observers';
+import { binScratch, KERNEL_CHUNK_VALUES, loadChunk, observerKernels, ObserverKernels, WASM_MIN_VALUES } from './wasm/observer-kernels';
 
 /** Immutable snapshot consumed by the range choosers. Bin k covers [lo + k·w, lo + (k+1)·w), w = (hi − lo) / bins. */
 export interface Histogram {
@@ -66,6 +67,36 @@ export const DEFAULT_HISTOGRAM_BINS = 2048;
 /** Floor for the initial bin range when the first data is (nearly) constant; see initRange. */
 const MIN_INITIAL_HALF_WIDTH = 1e-30;
 const RELATIVE_INITIAL_HALF_WIDTH = 2 ** -20;
+
+/**
+ * Largest batch the kernel path takes: its i32 scratch counts cannot overflow below 2^31 values
+ * (larger batches take the JavaScript loop).
+ */
+const MAX_KERNEL_BATCH = 2 ** 31 - 1;
+
+/** Smallest float32 ≥ x (x finite): for float32 v, v ≥ x ⇔ v ≥ float32Ceil(x). Exported for tests. */
+export function float32Ceil(x: number): number {
+  const f = Math.fround(x);
+  return f >= x ? f : nextFloat32(f, 1);
+}
+
+/** Largest float32 ≤ x (x finite): for float32 v, v ≤ x ⇔ v ≤ float32Floor(x). Exported for tests. */
+export function float32Floor(x: number): number {
+  const f = Math.fround(x);
+  return f <= x ? f : nextFloat32(f, -1);
+}
+
+const f32Bits = new Float32Array(1);
+const u32Bits = new Uint32Array(f32Bits.buffer);
+
+/** The float32 next to f (a float32, finite) towards +∞ (dir 1) or −∞ (dir −1). */
+function nextFloat32(f: number, dir: 1 | -1): number {
+  if (f === 0) return dir * 2 ** -149;
+  f32Bits[0] = f;
+  // Away from zero: the bit pattern grows; towards zero: it shrinks.
+  u32Bits[0]! += (f > 0) === (dir > 0) ? 1 : -1;
+  return f32Bits[0]!;
+}
 
 /** From this batch size on, HistogramObserver.binInRange snapshots the counts rather than undoing its increments. */
 const SNAPSHOT_MIN_VALUES = 1 << 16;
@@ -142,6 +173,10 @@ export class HistogramObserver {
    * exactly as addValues does, so the counts equal the two-pass path's.
    */
   private binInRange(batch: Float32Array): boolean {
+    if (batch.length >= WASM_MIN_VALUES && batch.length <= MAX_KERNEL_BATCH) {
+      const k = observerKernels();
+      if (k) return this.binInRangeWasm(k, batch);
+    }
     const counts = this.counts;
     const lo = this.lo;
     const hi = this.hi;
@@ -233,8 +268,16 @@ export class HistogramObserver {
       if (v < mn) mn = v;
       if (v > mx) mx = v;
     }
-    // Values were not visited in batch order: a new extreme of 0 must be the batch's first zero
-    // (+0 or −0), as scanBatch reports it. Existing extremes only move on strictly smaller / larger.
+    this.commitBinned(batch, mn, mx, oldMin, oldMax, nan, posInf, negInf);
+    return true;
+  }
+
+  /**
+   * Records what binInRange saw in a batch: its extremes and non-finite counts. Values were not
+   * visited in batch order: a new extreme of 0 must be the batch's first zero (+0 or −0), as
+   * scanBatch reports it. Existing extremes only move on strictly smaller / larger.
+   */
+  private commitBinned(batch: Float32Array, mn: number, mx: number, oldMin: number, oldMax: number, nan: number, posInf: number, negInf: number): void {
     if (mn < oldMin && mn === 0) mn = batch[firstZero(batch)]!;
     if (mx > oldMax && mx === 0) mx = batch[firstZero(batch)]!;
     this.min = mn;
@@ -242,7 +285,80 @@ export class HistogramObserver {
     this.nan += nan;
     this.posInf += posInf;
     this.negInf += negInf;
-    this.total += n - nan - posInf - negInf;
+    this.total += batch.length - nan - posInf - negInf;
+  }
+
+  /**
+   * binInRange on the WebAssembly kernel: the batch is copied in chunk by chunk and the kernel bins
+   * every group of four values that lies within [fastLo, fastHi] into four i32 scratch count
+   * arrays; the groups it stops at (a NaN, ±Inf, new extreme or out-of-grid value) are handled
+   * here value by value, as binInRange's slow path does. The observer's state changes only at the
+   * end (scratch merged into the counts), so a value outside the grid just clears the scratch.
+   * Same counts, extremes and non-finite counts as binInRange: the bin formula is the same float64
+   * computation, and [fastLo, fastHi] is passed as the float32 interval holding the same float32
+   * values (float32Ceil / float32Floor), so the kernel's float32 comparisons decide as the float64
+   * ones do.
+   */
+  private binInRangeWasm(k: ObserverKernels, batch: Float32Array): boolean {
+    const bins = this.bins;
+    const scratch = binScratch(k, bins);
+    const stride = 4 * bins;
+    const i32 = k.i32;
+    const s0 = scratch >> 2;
+    const lo = this.lo;
+    const hi = this.hi;
+    const perUnit = bins / (this.hi - this.lo);
+    const last = bins - 1;
+    const n = batch.length;
+    const oldMin = this.min;
+    const oldMax = this.max;
+    let mn = oldMin;
+    let mx = oldMax;
+    let nan = 0;
+    let posInf = 0;
+    let negInf = 0;
+    let ok = true;
+    chunks: for (let chunk = 0; chunk < n; chunk += KERNEL_CHUNK_VALUES) {
+      const len = Math.min(KERNEL_CHUNK_VALUES, n - chunk);
+      const p = loadChunk(k, batch, chunk, len);
+      const n4 = len & ~3;
+      let i = 0;
+      for (;;) {
+        if (i < n4) {
+          const fastLo = float32Ceil(mn > lo ? mn : lo);
+          const fastHi = float32Floor(mx < hi ? mx : hi);
+          i += k.bin(p + 4 * i, n4 - i, lo, perUnit, fastLo, fastHi, last, scratch, stride);
+        }
+        // The group the kernel stopped at, or the chunk's last < 4 values.
+        const end = i < n4 ? i + 4 : len;
+        if (i >= end) break;
+        for (let t = chunk + i; t < chunk + end; t++) {
+          const v = batch[t]!;
+          if (v - v !== 0) {
+            if (v !== v) nan++;
+            else if (v > 0) posInf++;
+            else negInf++;
+            continue;
+          }
+          if (!(v >= lo && v <= hi)) {
+            ok = false;
+            break chunks;
+          }
+          let bv = ((v - lo) * perUnit) | 0;
+          if (bv > last) bv = last;
+          i32[s0 + bv]!++;
+          if (v < mn) mn = v;
+          if (v > mx) mx = v;
+        }
+        i = end;
+      }
+    }
+    if (!ok) {
+      i32.fill(0, s0, s0 + 4 * bins);
+      return false;
+    }
+    mergeScratch(i32, s0, bins, this.counts);
+    this.commitBinned(batch, mn, mx, oldMin, oldMax, nan, posInf, negInf);
     return true;
   }
 
@@ -367,6 +483,10 @@ export class HistogramObserver {
    * Same bin formula as binInRange, in four interleaved streams (counting is order-free).
    */
   private addValues(batch: Float32Array): void {
+    if (batch.length >= WASM_MIN_VALUES && batch.length <= MAX_KERNEL_BATCH) {
+      const k = observerKernels();
+      if (k) return this.addValuesWasm(k, batch);
+    }
     const counts = this.counts;
     const n = this.bins;
     const lo = this.lo;
@@ -407,6 +527,55 @@ export class HistogramObserver {
     }
     for (let t = 4 * q; t < len; t++) addValue(counts, batch[t]!, lo, perUnit, last);
   }
+
+  /**
+   * addValues on the kernel: groups of four within [lo, hi] go through the kernel, the others
+   * (NaN, ±Inf, or a value just outside the grid's float edges) through addValue, into the same
+   * i32 scratch, merged into the counts at the end. The grid is fixed here (no extreme to track),
+   * so the kernel runs over [lo, hi] throughout; same counts as addValues.
+   */
+  private addValuesWasm(k: ObserverKernels, batch: Float32Array): void {
+    const bins = this.bins;
+    const scratch = binScratch(k, bins);
+    const i32 = k.i32;
+    const s0 = scratch >> 2;
+    const lo = this.lo;
+    const perUnit = bins / (this.hi - this.lo);
+    const last = bins - 1;
+    const fastLo = float32Ceil(lo);
+    const fastHi = float32Floor(this.hi);
+    const n = batch.length;
+    for (let chunk = 0; chunk < n; chunk += KERNEL_CHUNK_VALUES) {
+      const len = Math.min(KERNEL_CHUNK_VALUES, n - chunk);
+      const p = loadChunk(k, batch, chunk, len);
+      const n4 = len & ~3;
+      let i = 0;
+      for (;;) {
+        if (i < n4) i += k.bin(p + 4 * i, n4 - i, lo, perUnit, fastLo, fastHi, last, scratch, 4 * bins);
+        const end = i < n4 ? i + 4 : len;
+        if (i >= end) break;
+        for (let t = chunk + i; t < chunk + end; t++) {
+          const v = batch[t]!;
+          if (v - v !== 0) continue;
+          let b = ((v - lo) * perUnit) | 0;
+          if (b > last) b = last;
+          else if (b < 0) b = 0;
+          i32[s0 + b]!++;
+        }
+        i = end;
+      }
+    }
+    mergeScratch(i32, s0, bins, this.counts);
+  }
+}
+
+/** counts[b] += the four i32 scratch counts of bin b (lanes `bins` apart from s0); clears the scratch. */
+function mergeScratch(i32: Int32Array, s0: number, bins: number, counts: Float64Array): void {
+  for (let b = 0, s1 = s0 + bins, s2 = s1 + bins, s3 = s2 + bins; b < bins; b++) {
+    const c = i32[s0 + b]! + i32[s1 + b]! + i32[s2 + b]! + i32[s3 + b]!;
+    if (c !== 0) counts[b]! += c;
+  }
+  i32.fill(0, s0, s0 + 4 * bins);
 }
 
 /** addValues for one value: skips NaN / ±Inf. */

@@ -10,6 +10,7 @@
 import { QuantizationError } from './errors';
 import { splitAtAxis } from './shape';
 import { FloatRange } from './types';
+import { KERNEL_CHUNK_VALUES, loadChunk, observerKernels, ObserverKernels, WASM_MIN_VALUES } from './wasm/observer-kernels';
 
 /** How many non-finite values an observer skipped. */
 export interface NonFiniteCounts {
@@ -57,6 +58,10 @@ const block = { min: Infinity, max: -Infinity };
  */
 export function scanBatch(batch: Float32Array, out: BatchScan): BatchScan {
   const n = batch.length;
+  if (n >= WASM_MIN_VALUES) {
+    const k = observerKernels();
+    if (k) return scanBatchWasm(k, batch, out);
+  }
   let min = Infinity;
   let max = -Infinity;
   let nan = 0;
@@ -76,6 +81,11 @@ export function scanBatch(batch: Float32Array, out: BatchScan): BatchScan {
     if (block.min < min) min = block.min;
     if (block.max > max) max = block.max;
   }
+  return fillScan(out, n, min, max, nan, posInf, negInf);
+}
+
+/** Writes a batch's scan into `out`. */
+function fillScan(out: BatchScan, n: number, min: number, max: number, nan: number, posInf: number, negInf: number): BatchScan {
   out.min = min;
   out.max = max;
   out.nan = nan;
@@ -333,4 +343,57 @@ export class PerChannelMinMaxObserver {
     }
     return { mins, maxs };
   }
+}
+
+/**
+ * scanBatch on the kernels: blocks of SCAN_BLOCK values as in the JavaScript version, each scanned
+ * by the kernel (plus its last < 4 values in JavaScript) and, when it holds NaN or ±Inf, again by
+ * scanBlockExact. Same result as the JavaScript scanBatch: blocks merge in order keeping the
+ * earlier value on ties, and a zero extreme is the batch's first zero (see scanBatch).
+ */
+function scanBatchWasm(k: ObserverKernels, batch: Float32Array, out: BatchScan): BatchScan {
+  const n = batch.length;
+  let min = Infinity;
+  let max = -Infinity;
+  let nan = 0;
+  let posInf = 0;
+  let negInf = 0;
+  for (let chunk = 0; chunk < n; chunk += KERNEL_CHUNK_VALUES) {
+    const len = Math.min(KERNEL_CHUNK_VALUES, n - chunk);
+    const p = loadChunk(k, batch, chunk, len);
+    for (let off = 0; off < len; off += SCAN_BLOCK) {
+      const blockLen = Math.min(SCAN_BLOCK, len - off);
+      const n4 = blockLen & ~3;
+      const start = chunk + off;
+      const end = start + blockLen;
+      let finite = k.scan(p + 4 * off, n4, 0) === 1;
+      let bmin = k.f32[0]!;
+      let bmax = k.f32[1]!;
+      for (let t = start + n4; finite && t < end; t++) {
+        const v = batch[t]!;
+        if (v - v !== 0) finite = false;
+        else {
+          if (v < bmin) bmin = v;
+          if (v > bmax) bmax = v;
+        }
+      }
+      if (!finite) {
+        const c = scanBlockExact(batch, start, end);
+        nan += c.nan;
+        posInf += c.posInf;
+        negInf += c.negInf;
+        bmin = block.min;
+        bmax = block.max;
+      }
+      if (bmin < min) min = bmin;
+      if (bmax > max) max = bmax;
+    }
+  }
+  // Lanes are not visited in batch order: a zero extreme is the batch's first zero, as in scanBatch.
+  if (min === 0 || max === 0) {
+    const z = batch[firstZero(batch)]!;
+    if (min === 0) min = z;
+    if (max === 0) max = z;
+  }
+  return fillScan(out, n, min, max, nan, posInf, negInf);
 }

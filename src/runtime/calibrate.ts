@@ -6,10 +6,20 @@
  *
  * Two strategies, by method:
  * - minmax: ReduceMin / ReduceMax / ReduceSum nodes on each tensor, so onnxruntime returns three
- *   scalars per tensor instead of the tensor (JS would scan every activation again at ~2–3 ns per
- *   element, as much as a light model's whole inference); see ReducingObserver for NaN / Inf;
+ *   numbers per tensor instead of the tensor, gathered into one output per tensor rank (see
+ *   withReductions); see ReducingObserver for NaN / Inf. Fetching the tensors and scanning them
+ *   (0.35 ns per value with the observers' WebAssembly kernels) measured no faster on a light CNN,
+ *   and would hold every observed activation of a sample in memory at once;
  * - percentile / entropy / mse: the tensors become extra graph outputs and come back whole for the
- *   histogram observers.
+ *   histogram observers (binned at ~1 ns per value by their WebAssembly kernel).
+ *
+ * What calibration costs beyond one float inference is mostly onnxruntime's: a tensor read by the
+ * reductions or returned as an output must exist, so the fusions that would have consumed it in
+ * place (Conv+Add+Relu into one NCHWc convolution) cannot happen, and NCHWc tensors are reordered
+ * to NCHW for their new readers: ~1.2× of an inference on the benchmark's ResNet-style CNN before
+ * anything is reduced, returned or binned. Returning the tensors costs another ~0.3× there:
+ * onnxruntime-node 1.30 copies every output into a new zero-filled ArrayBuffer (preallocated
+ * outputs are copied too), and collecting those buffers adds GC work of the same order.
  *
  * Exposed tensors carry no declared type: onnxruntime types an untyped graph output from its own
  * inference, which sees every op it can run; the session's output metadata then says which are
@@ -211,24 +221,54 @@ class TensorObserver {
   }
 }
 
-/** A copy of the model whose main graph also outputs ReduceMin / ReduceMax / ReduceSum of each tensor. */
-function withReductions(proto: ModelProto, names: readonly string[]): { model: ModelProto; scalars: Map<string, [string, string, string]> } {
+/** Where one tensor's reductions come back: output name and the index of its min (max, sum follow). */
+interface ReducedAt {
+  output: string;
+  index: number;
+}
+
+/**
+ * A copy of the model whose main graph also computes ReduceMin / ReduceMax / ReduceSum of each
+ * tensor. The reductions keep their dims (a [1, …, 1] tensor of the input's rank) and those of
+ * tensors of equal rank are concatenated into one output, [min₀, max₀, sum₀, min₁, …]: a handful
+ * of outputs instead of three per tensor, since each output costs onnxruntime-node a tensor object
+ * per run (measured 0.1–0.2× of a light CNN's inference for its 75 scalars). Tensors of unknown rank
+ * or rank 0 (Concat needs rank ≥ 1) get one output per reduction.
+ */
+function withReductions(proto: ModelProto, names: readonly string[], rankOf: (name: string) => number | undefined): { model: ModelProto; at: Map<string, ReducedAt[]> } {
   const graph = proto.graph!;
   const scope = new NameScope(proto);
   const nodes = [...graph.node];
   const outputs = [...graph.output];
-  const scalars = new Map<string, [string, string, string]>();
+  const at = new Map<string, ReducedAt[]>();
+  /** Per rank: the reductions to concatenate, and the tensors whose reductions they are. */
+  const groups = new Map<number, { inputs: string[]; tensors: string[] }>();
   for (const name of names) {
+    const rank = rankOf(name);
+    const grouped = rank !== undefined && rank >= 1;
     const outs = (['ReduceMin', 'ReduceMax', 'ReduceSum'] as const).map((op) => {
       const out = scope.fresh(`${name}_calib_${op}`);
-      // No axes: every opset reduces over all dimensions; keepdims=0 gives a scalar.
-      nodes.push(makeNode(op, [name], [out], scope.fresh(`${out}_node`), { keepdims: 0 }));
-      outputs.push(emptyValueInfo(out));
+      // No axes: every opset reduces over all dimensions.
+      nodes.push(makeNode(op, [name], [out], scope.fresh(`${out}_node`), { keepdims: grouped ? 1 : 0 }));
       return out;
     });
-    scalars.set(name, [outs[0]!, outs[1]!, outs[2]!]);
+    if (grouped) {
+      let g = groups.get(rank);
+      if (!g) groups.set(rank, (g = { inputs: [], tensors: [] }));
+      g.inputs.push(...outs);
+      g.tensors.push(name);
+    } else {
+      outputs.push(...outs.map((o) => emptyValueInfo(o)));
+      at.set(name, outs.map((output) => ({ output, index: 0 })));
+    }
   }
-  return { model: { ...proto, graph: { ...graph, node: nodes, output: outputs } }, scalars };
+  for (const [rank, g] of groups) {
+    const out = scope.fresh(`calib_reductions_rank${rank}`);
+    nodes.push(makeNode('Concat', g.inputs, [out], scope.fresh(`${out}_node`), { axis: 0 }));
+    outputs.push(emptyValueInfo(out));
+    g.tensors.forEach((name, i) => at.set(name, [{ output: out, index: 3 * i }]));
+  }
+  return { model: { ...proto, graph: { ...graph, node: nodes, output: outputs } }, at };
 }
 
 /** Observes one sample's tensors into the observers; owns the sessions it runs. */
@@ -270,36 +310,46 @@ class FullTensorObserver implements SampleObserver {
 
 /**
  * minmax: onnxruntime reduces each float32 tensor to min / max / sum inside the graph (as its
- * Python MinMax calibrator does), so activations never cross into JS. onnxruntime's reductions
- * skip NaN in some positions, so the sum is the sentinel: a non-finite min, max or sum means the
- * tensor holds NaN or ±Inf (or its sum overflowed), and that tensor of that sample is fetched whole
- * from a second session, created on first need, for the exact finite range and counts.
+ * Python MinMax calibrator does), so activations never cross into JS. onnxruntime's ReduceMin /
+ * ReduceMax skip NaN in some positions (measured on 1.30: a tensor holding a NaN gets finite
+ * extremes about a quarter of the time, now and then not even the finite ones; ±Inf without NaN
+ * always shows), so the sum is the sentinel: a non-finite min, max or sum means the tensor holds
+ * NaN or ±Inf (or its sum overflowed), and that tensor of that sample is fetched whole from a
+ * second session, created on first need, for the exact finite range and counts. (The sum is a
+ * third pass over the tensor, ~0.05× of a light CNN's inference; nothing cheaper finds NaN.)
  */
 class ReducingObserver implements SampleObserver {
   private full?: FullTensorObserver;
-  /** Only the scalars: the model's own outputs may be large and are not needed. */
+  /** Only the reductions: the model's own outputs may be large and are not needed. */
   private readonly fetches: string[];
 
   constructor(
     private readonly session: ort.InferenceSession,
-    private readonly scalars: Map<string, [string, string, string]>,
+    private readonly at: Map<string, ReducedAt[]>,
     /** Float tensors that are not float32 (no reduction kernels for all of them): always fetched whole. */
     private readonly wholeAlways: readonly string[],
     private readonly makeFull: () => Promise<FullTensorObserver>,
     private readonly file: string,
     private readonly targets: Targets,
   ) {
-    this.fetches = [...scalars.values()].flat();
+    this.fetches = [...new Set([...at.values()].flat().map((r) => r.output))];
   }
 
   async observe(sample: Sample, index: number): Promise<void> {
     const outputs = this.fetches.length > 0 ? await runSession(this.session, sample, this.fetches, this.file, `calibration sample ${index + 1}`) : {};
     const whole = [...this.wholeAlways];
     const pair = new Float32Array(2);
-    for (const [name, [minName, maxName, sumName]] of this.scalars) {
-      const mn = scalar(outputs[minName]);
-      const mx = scalar(outputs[maxName]);
-      const sum = scalar(outputs[sumName]);
+    const value = (r: ReducedAt, k: number): number => {
+      const d = outputs[r.output]?.data;
+      const i = r.index + k;
+      return d instanceof Float32Array && i < d.length ? d[i]! : NaN;
+    };
+    for (const [name, refs] of this.at) {
+      // Grouped: min, max, sum side by side in one output; otherwise one output each.
+      const get = refs.length === 1 ? (k: number) => value(refs[0]!, k) : (k: number) => value(refs[k]!, 0);
+      const mn = get(0);
+      const mx = get(1);
+      const sum = get(2);
       if (mn - mn !== 0 || mx - mx !== 0 || sum - sum !== 0) whole.push(name);
       else {
         pair[0] = mn;
@@ -321,11 +371,6 @@ class ReducingObserver implements SampleObserver {
       await this.session.release();
     }
   }
-}
-
-function scalar(t: ort.Tensor | undefined): number {
-  const d = t?.data;
-  return d instanceof Float32Array && d.length === 1 ? d[0]! : NaN;
 }
 
 /**
@@ -373,13 +418,16 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
       runner = new FullTensorObserver(first, model.file, targets);
       first = undefined;
     } else {
+      // Ranks from onnxruntime's shape inference (an empty shape: unknown, or a scalar).
+      const ranks = new Map<string, number>();
+      for (const m of first.outputMetadata) if (m.isTensor && m.shape.length > 0) ranks.set(m.name, m.shape.length);
       await first.release();
       first = undefined;
       const reduced = [...targets.outputs].filter(([, t]) => t === 'float32').map(([n]) => n);
       const wholeAlways = [...targets.outputs].filter(([, t]) => t !== 'float32').map(([n]) => n);
-      const { model: reducing, scalars } = withReductions(model.proto, reduced);
+      const { model: reducing, at } = withReductions(model.proto, reduced, (name) => ranks.get(name));
       const makeFull = async () => new FullTensorObserver(await createSession(exposedModel, sessionOptions), model.file, targets);
-      runner = new ReducingObserver(await createSession(reducing, sessionOptions), scalars, wholeAlways, makeFull, model.file, targets);
+      runner = new ReducingObserver(await createSession(reducing, sessionOptions), at, wholeAlways, makeFull, model.file, targets);
     }
 
     const observer = runner;

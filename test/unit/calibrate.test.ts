@@ -136,6 +136,40 @@ describe('calibrate: builder model with exact references', () => {
     });
   }
 
+  it('minmax: tensors of rank 4, 2 and 0 (reductions grouped by rank) give the histogram path\'s ranges and counts, NaN / ±Inf included', async () => {
+    // x [1, 2, 2, 2] → Relu → r4; Reshape → r2 [2, 4]; ReduceMean → m (a scalar); Add → z [2, 4].
+    const b = new ModelBuilder({ opset: 17 });
+    b.input('x', DataType.FLOAT, [1, 2, 2, 2]);
+    b.initializer('shape', DataType.INT64, [2], new BigInt64Array([2n, 4n]));
+    b.node('Relu', ['x'], {}, { outputs: ['r4'], name: 'relu' });
+    b.node('Mul', ['r4', 'r4'], {}, { outputs: ['sq'], name: 'square' });
+    b.node('Reshape', ['sq', 'shape'], {}, { outputs: ['r2'], name: 'reshape' });
+    b.node('ReduceMean', ['r2'], { keepdims: 0 }, { outputs: ['m'], name: 'mean' });
+    b.node('Add', ['r2', 'm'], {}, { outputs: ['z'], name: 'add' });
+    b.output('z', DataType.FLOAT, [2, 4]);
+    const ranked = OnnxModel.fromProto(b.build(), 'ranked.onnx');
+    const values = (k: number) => Float32Array.from({ length: 8 }, (_, i) => (((i * 5 + k * 3) % 11) - 5) / 4);
+    const bad = values(3);
+    bad[2] = NaN;
+    bad[6] = Infinity;
+    const feeds = [0, 1, 2].map((k) => ({ x: new ort.Tensor('float32', values(k), [1, 2, 2, 2]) }));
+    for (const set of [feeds, [...feeds, { x: new ort.Tensor('float32', bad, [1, 2, 2, 2]) }]]) {
+      const names = ['x', 'r4', 'sq', 'r2', 'm', 'z'];
+      const mm = await calibrate(ranked, names, sourceOf(set), { method: 'minmax', threads: 1 });
+      const hist = await calibrate(ranked, names, sourceOf(set), { method: 'entropy', threads: 1 });
+      assert.deepEqual(mm.unobserved, hist.unobserved);
+      for (const name of names) {
+        if (!hist.tensors.has(name)) continue;
+        const [a, h] = [stats(mm, name), stats(hist, name)];
+        assert.deepEqual([a.min, a.max, a.nonFinite, a.samples], [h.min, h.max, h.nonFinite, h.samples], `${name} (${set.length} samples)`);
+      }
+      assert.equal(mm.tensors.size, hist.tensors.size);
+      assert.ok(mm.tensors.has('m') && mm.tensors.has('r4') && mm.tensors.has('r2'));
+      const nonFinite = (name: string) => Object.values(stats(mm, name).nonFinite).reduce((x, y) => x + y, 0);
+      if (set.length > feeds.length) assert.ok(nonFinite('sq') > 0 && nonFinite('z') > 0 && nonFinite('m') > 0, 'the bad sample must reach the intermediate tensors');
+    }
+  });
+
   it('reports what it cannot calibrate, with reasons, and does not touch the loaded model', async () => {
     const outputsBefore = model.proto.graph!.output.length;
     const nodesBefore = model.proto.graph!.node.length;

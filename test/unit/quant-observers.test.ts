@@ -3,7 +3,8 @@
  * per-channel scans, direct re-binning of all data in the final grid, sorted-array (float64)
  * quantiles, reconstruction MSE measured on the actual data, and straightforward sequential
  * reimplementations of scanBatch and of the two-pass HistogramObserver (the optimized one-pass code
- * must give bit-identical results).
+ * must give bit-identical results). The WebAssembly kernels that large batches take are checked
+ * against the same references and against the JavaScript loops (useObserverKernels(false)).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +25,9 @@ import {
   type Histogram,
   type QuantType,
 } from '../../src/quant';
+import { float32Ceil, float32Floor } from '../../src/quant/histogram';
 import { emptyScan, scanBatch, type BatchScan } from '../../src/quant/observers';
+import { observerKernels, useObserverKernels, WASM_MIN_VALUES } from '../../src/quant/wasm/observer-kernels';
 
 const f32 = (xs: number[]) => new Float32Array(xs);
 
@@ -648,3 +651,160 @@ function zeroPairs(): Float32Array[] {
 }
 
 const show = (x: Float32Array) => `[${Array.from(x, (v) => (Object.is(v, -0) ? '-0' : String(v))).join(', ')}]`;
+
+/** Runs `fn` with the observers' WebAssembly kernels on or off, restoring the setting. */
+function withKernels<T>(on: boolean, fn: () => T): T {
+  const was = useObserverKernels(on);
+  try {
+    return fn();
+  } finally {
+    useObserverKernels(was);
+  }
+}
+
+/** The float32 `steps` ulps from x (a float32) away from zero (negative steps: towards it). */
+function ulps(x: number, steps: number): number {
+  const f = new Float32Array([x]);
+  const u = new Int32Array(f.buffer);
+  u[0]! += steps;
+  return f[0]!;
+}
+
+/**
+ * Kernel-sized batches (≥ WASM_MIN_VALUES), with lengths around the kernel's groups of four, its
+ * 64K-value chunks and the 16K scan blocks, and everything mixedBatches puts in.
+ */
+function kernelBatches(seed: number, count: number): Float32Array[] {
+  const { uniform } = rng(seed);
+  const lengths = [WASM_MIN_VALUES, WASM_MIN_VALUES + 1, WASM_MIN_VALUES + 3, 65_535, 65_536, 65_537, 65_539, 2 * 65_536 + 2, 200_003];
+  return mixedBatches(seed, count).map((x, b) => {
+    const n = lengths[Math.floor(uniform() * lengths.length)]!;
+    const out = new Float32Array(n);
+    if (x.length === 0) return out.fill(b % 2 ? 0 : -0);
+    for (let i = 0; i < n; i++) out[i] = x[i % x.length]!;
+    return out;
+  });
+}
+
+describe('observer WebAssembly kernels', () => {
+  it('are available on this Node (WebAssembly SIMD), so the tests below exercise them', () => {
+    assert.ok(observerKernels(), 'observer kernels did not compile');
+  });
+
+  it('scanBatch and MinMaxObserver: same results as the sequential loop on kernel-sized batches', () => {
+    const scan = emptyScan();
+    const o = new MinMaxObserver();
+    for (const x of kernelBatches(51, 60)) {
+      assertSameScan(scanBatch(x, scan), referenceScan(x), `length ${x.length}`);
+      o.update(x);
+    }
+    const js = withKernels(false, () => {
+      const j = new MinMaxObserver();
+      for (const x of kernelBatches(51, 60)) j.update(x);
+      return j;
+    });
+    assert.deepEqual(o.nonFinite, js.nonFinite);
+    assert.ok(Object.is(o.range().min, js.range().min) && Object.is(o.range().max, js.range().max));
+  });
+
+  it('scanBatch: a zero extreme is the batch\'s first zero, in kernel-sized batches too', () => {
+    const scan = emptyScan();
+    for (const pair of zeroPairs()) {
+      // The pair's values repeated: the kernel's lanes see the zeros in another order than the batch.
+      const x = new Float32Array(WASM_MIN_VALUES + pair.length + 1).fill(pair.find((v) => v !== 0)!);
+      x.set(pair, WASM_MIN_VALUES - 3);
+      assertSameScan(scanBatch(x, scan), referenceScan(x), show(pair));
+    }
+  });
+
+  it('HistogramObserver: kernel path, JavaScript path and the two-pass reference agree after every batch', () => {
+    for (const [bins, symmetric, seed] of [
+      [2048, false, 61],
+      [2048, true, 62],
+      [16, false, 63],
+      [2, true, 64],
+    ] as const) {
+      const batches = kernelBatches(seed, 40);
+      const o = new HistogramObserver({ bins, symmetric });
+      const js = new HistogramObserver({ bins, symmetric });
+      const ref = new ReferenceHistogram(bins, symmetric);
+      batches.forEach((x, b) => {
+        o.update(x);
+        withKernels(false, () => js.update(x));
+        ref.update(x);
+        const what = `bins=${bins} symmetric=${symmetric} batch ${b} (length ${x.length})`;
+        assertSameHistogram(o, ref, what);
+        assertSameHistogram(js, ref, `${what}, JavaScript`);
+      });
+      assert.ok(ref.growths > 3, `bins=${bins} symmetric=${symmetric}: only ${ref.growths} growths`);
+    }
+  });
+
+  it('float32Ceil / float32Floor: the float32 bounds the kernel compares with decide as the float64 ones', () => {
+    // The kernel tests float32 values against float32 bounds; HistogramObserver passes it the
+    // smallest float32 ≥ the float64 lower bound and the largest ≤ the upper one.
+    const { uniform } = rng(72);
+    for (let t = 0; t < 20_000; t++) {
+      const x = (uniform() - 0.5) * 10 ** Math.floor(uniform() * 12 - 6) * (t % 7 === 0 ? 1e-36 : 1);
+      const c = float32Ceil(x);
+      const f = float32Floor(x);
+      assert.equal(Math.fround(c), c);
+      assert.equal(Math.fround(f), f);
+      for (const v of [ulps(Math.fround(x), -2), ulps(Math.fround(x), -1), Math.fround(x), ulps(Math.fround(x), 1), ulps(Math.fround(x), 2)]) {
+        assert.equal(v >= c, v >= x, `x=${x} v=${v} ceil=${c}`);
+        assert.equal(v <= f, v <= x, `x=${x} v=${v} floor=${f}`);
+      }
+    }
+    for (const x of [0, -0, 2 ** -149, -(2 ** -149), 2 ** -150, -(2 ** -150), 3.5e38, -3.5e38]) {
+      for (const v of [0, 2 ** -149, -(2 ** -149), 3.4028234663852886e38, -3.4028234663852886e38]) {
+        assert.equal(v >= float32Ceil(x), v >= x, `x=${x} v=${v}`);
+        assert.equal(v <= float32Floor(x), v <= x, `x=${x} v=${v}`);
+      }
+    }
+  });
+
+  it('HistogramObserver: values a few ulps inside and outside grid edges that are not float32 values', () => {
+    // A constant first batch makes the grid c ± c·2⁻²⁰ (float64, not float32); values around its
+    // edges must be binned, or grow the grid, as the float64 reference decides.
+    const { uniform } = rng(71);
+    let grown = 0;
+    for (let trial = 0; trial < 60; trial++) {
+      const c = Math.fround((uniform() + 0.1) * 10 ** Math.floor(uniform() * 8 - 4)) * (trial % 2 ? -1 : 1);
+      const half = Math.abs(c) * 2 ** -20;
+      const edges = [Math.fround(c - half), Math.fround(c + half)];
+      const inside = trial % 3 !== 0; // two thirds of the trials stay (mostly) within the grid
+      const x = new Float32Array(WASM_MIN_VALUES + 17);
+      for (let i = 0; i < x.length; i++) {
+        const e = edges[i % 2]!;
+        const towardsCenter = (i % 2 === 0) === e > 0 ? 1 : -1; // the ulps direction from e towards c
+        // Rounding c ± half to float32 may land just outside the grid: inside means ≥ 1 ulp in.
+        x[i] = ulps(e, inside ? towardsCenter * (1 + Math.floor(uniform() * 4)) : Math.floor(uniform() * 5) - 2);
+      }
+      const o = new HistogramObserver({ bins: 64 });
+      const ref = new ReferenceHistogram(64, false);
+      for (const b of [new Float32Array(10).fill(c), x]) {
+        o.update(b);
+        ref.update(b);
+      }
+      assertSameHistogram(o, ref, `c=${c} trial ${trial}`);
+      grown += ref.growths;
+    }
+    assert.ok(grown > 5 && grown < 55, `${grown} of 60 trials grew: the edges were not exercised from both sides`);
+  });
+
+  it('HistogramObserver: a new zero extreme is the batch\'s first zero, in kernel-sized batches too', () => {
+    for (const pair of zeroPairs()) {
+      const sign = pair.find((v) => v !== 0)!;
+      const second = new Float32Array(WASM_MIN_VALUES + pair.length).fill(sign);
+      second.set(pair, 5);
+      const o = new HistogramObserver({ bins: 8, symmetric: true });
+      const ref = new ReferenceHistogram(8, true);
+      for (const x of [f32([sign, 2 * sign]), second]) {
+        o.update(x);
+        ref.update(x);
+      }
+      assertSameHistogram(o, ref, show(pair));
+      assert.equal(o.growthCount, 0);
+    }
+  });
+});

@@ -1,5 +1,6 @@
 /**
- * A minimal WebAssembly binary writer: enough to assemble the SIMD kernels of weight-kernels.ts at
+ * A minimal WebAssembly binary writer: enough to assemble the SIMD kernels of the weight statistics
+ * (analysis/weight-kernels.ts) and of the calibration observers (quant/wasm/observer-kernels.ts) at
  * run time (no toolchain, nothing to build or ship). One imported memory ("env"."memory"), a list
  * of exported functions, structured control flow. Opcodes are from the WebAssembly core spec 2.0
  * (SIMD is the 0xfd-prefixed set, standard in Node ≥ 16.4).
@@ -43,13 +44,16 @@ export const SIMD = {
   f64x2_extract_lane: 0x21,
   f32x4_eq: 0x41,
   f32x4_lt: 0x43,
+  f32x4_le: 0x45,
   f32x4_ge: 0x46,
+  v128_and: 0x4e,
   v128_bitselect: 0x52,
   v128_any_true: 0x53,
   f64x2_promote_low_f32x4: 0x5f,
   f32x4_floor: 0x68,
   f32x4_nearest: 0x6a,
   i32x4_shl: 0xab,
+  i32x4_all_true: 0xa3,
   i32x4_add: 0xae,
   i32x4_mul: 0xb5,
   i32x4_sub: 0xb1,
@@ -65,8 +69,10 @@ export const SIMD = {
   f32x4_pmin: 0xea,
   f32x4_pmax: 0xeb,
   f64x2_add: 0xf0,
+  f64x2_sub: 0xf1,
   f64x2_mul: 0xf2,
   i32x4_trunc_sat_f32x4_s: 0xf8,
+  i32x4_trunc_sat_f64x2_s_zero: 0xfc,
 } as const;
 
 /** Plain opcodes used by the kernels. */
@@ -148,7 +154,7 @@ export class Code {
 
   private idx(name: string): number {
     const i = this.names.get(name);
-    if (i === undefined) throw new Error(`wasm-asm: unknown local "${name}"`);
+    if (i === undefined) throw new Error(`wasm asm: unknown local "${name}"`);
     return i;
   }
 
@@ -371,4 +377,16 @@ export function assemble(functions: readonly FunctionDef[], pages: number): Uint
   const bytes = new Uint8Array(out.length);
   bytes.set(out);
   return bytes;
+}
+
+/** `while (i < end) { body; i += step }` with `i`, `end` locals. */
+export function whileLt(c: Code, i: string, end: string, step: number, body: () => void): void {
+  c.block(() =>
+    c.loop(() => {
+      c.get(i).get(end).op(OP.i32_ge_s).brIf(1);
+      body();
+      c.get(i).i32(step).op(OP.i32_add).set(i);
+      c.br(0);
+    }),
+  );
 }
