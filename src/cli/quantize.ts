@@ -185,6 +185,7 @@ export function resolveConfig(v: Values, readFile: (f: string) => string = (f) =
   const target = (cli.target ?? recipe.target) as TargetPreset | undefined;
   const preset = target ? TARGET_PRESETS[target].settings : {};
   const config: QuantConfig = { ...DEFAULT_CONFIG, ...preset, ...recipe, ...cli, nodes: { ...(recipe.nodes ?? {}) } };
+  config.activationTypeAuto = !('activationType' in preset) && recipe.activationType === undefined && cli.activationType === undefined;
   // Excludes accumulate: a recipe's list and the command line's both apply.
   config.exclude = [...new Set([...(recipe.exclude ?? []), ...(cli.exclude ?? [])])];
   if (config.mode === 'weight-only' && !v['weight-type'] && !recipe.weightType) config.weightType = 'int4';

@@ -28,6 +28,11 @@ export interface QuantConfig {
   percentile: number;
   perChannel: boolean;
   activationType: ActivationType;
+  /**
+   * True when no option, recipe or --target preset chose activationType: static mode then widens
+   * it to 16 bits for models that carry recurrent state between calls (graph/recurrent-state.ts).
+   */
+  activationTypeAuto?: boolean;
   weightType: WeightType;
   symmetricActivations: boolean;
   symmetricWeights: boolean;
@@ -83,6 +88,7 @@ export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   percentile: 99.99,
   perChannel: true,
   activationType: 'uint8',
+  activationTypeAuto: true,
   weightType: 'int8',
   symmetricActivations: false,
   symmetricWeights: true,

@@ -27,6 +27,7 @@ import { equalizeCrossLayer } from '../quant/refine/cle';
 import type { RefinementReport } from '../quant/refine/report';
 import { correctBiases, RefineContext } from './refine/bias-correction';
 import { learnedRounding } from './refine/adaround';
+import { stateActivationType } from '../quant/graph/recurrent-state';
 import { equalizeDepthwiseInputs } from './refine/equalize-depthwise';
 import { smoothQuant } from './refine/smoothquant';
 import { calibrate, chooseRange, TensorStats } from './calibrate';
@@ -291,13 +292,16 @@ export function weightReader(model: OnnxModel): (t: TensorProto) => Float32Array
 /** Runs the pipeline. Throws OnnxFormatError, SampleDataError, QuantizedModelError, or an AbortError. */
 export async function quantizeModel(options: QuantizeModelOptions): Promise<QuantizeReport> {
   const start = performance.now();
-  const { config, signal, onProgress } = options;
+  const { signal, onProgress } = options;
   const warnings: string[] = [];
   const preprocessing: string[] = [];
   checkOutputPath(options.output, options.input);
   onProgress?.({ phase: 'load', done: 0, total: 1 });
   const model = OnnxModel.load(options.input);
   try {
+    const state = stateActivationType(model.proto, options.config);
+    const config = state.config;
+    if (state.note) preprocessing.push(state.note);
     const readWeight = weightReader(model);
     let transformed: { model: ModelProto; quantized: TransformedNode[]; skipped: SkippedNode[] };
     let calibration: QuantizeReport['calibration'] = null;
