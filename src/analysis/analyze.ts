@@ -402,6 +402,8 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
       let folded = foldForQuantization(source, config).proto;
       if (config.depthwiseEqualization) {
         // Quantize equalizes wide depthwise-conv inputs before calibrating: measure that model.
+        // (Folds into affine blocks, which quantize keeps only where the quantized model measures
+        // better with them, are not applied here: that measurement needs the quantized model.)
         const plan = { proto: folded, calibProto: folded, domain: '' as const, takenBranches: new Map(), preprocessing: [], warnings: [], refinements: [] };
         const eq = await equalizeDepthwiseInputs(plan, { model: source, config, readWeight: toFloat32, calib: options.calib, signal, threads: options.threads });
         folded = eq.plan.proto;

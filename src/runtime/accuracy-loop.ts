@@ -168,14 +168,17 @@ function logitsOf(proto: ModelProto): Map<string, string> {
   return out;
 }
 
+/** What a TargetMeter needs of the loop's options. */
+export type MeterOptions = Pick<LoopOptions, 'referenceProto' | 'externalDataDir' | 'threads' | 'signal'>;
+
 /** Measures the target's quantity on a sample source: float results are computed once and kept. */
-class TargetMeter {
+export class TargetMeter {
   private floatOutputs: Record<string, ort.Tensor>[] | undefined;
   /** Tensors compared: the graph outputs, or their logits (see logitsOf). */
   private readonly compared: string[];
 
   constructor(
-    private readonly o: LoopOptions,
+    private readonly o: MeterOptions,
     private readonly source: SampleSource,
     private readonly target: LoopTarget,
     useLogits = false,
@@ -239,7 +242,7 @@ class TargetMeter {
   }
 }
 
-function firstSamples(source: SampleSource, n: number): SampleSource {
+export function firstSamples(source: SampleSource, n: number): SampleSource {
   const count = Math.max(1, Math.min(n, source.count));
   return { ...source, count, samples: (signal) => takeFirst(source.samples(signal), count) };
 }

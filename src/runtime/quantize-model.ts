@@ -27,8 +27,9 @@ import { equalizeCrossLayer } from '../quant/refine/cle';
 import type { RefinementReport } from '../quant/refine/report';
 import { correctBiases, RefineContext } from './refine/bias-correction';
 import { learnedRounding } from './refine/adaround';
+import { verifyEqualizations } from './refine/verify-equalization';
 import { stateActivationType } from '../quant/graph/recurrent-state';
-import { equalizeDepthwiseInputs } from './refine/equalize-depthwise';
+import { equalizeDepthwiseInputs, withPendingEqualizations, type PendingEqualization } from './refine/equalize-depthwise';
 import { smoothQuant } from './refine/smoothquant';
 import { calibrate, chooseRange, TensorStats } from './calibrate';
 import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
@@ -156,6 +157,8 @@ export interface StaticPlan {
   warnings: string[];
   /** Refinements applied to the float model so far. */
   refinements: RefinementReport[];
+  /** Tensors of calibProto calibrated besides the quantized ones (probes of a refinement under test). */
+  extraCalibration?: string[];
 }
 
 export interface StageOptions {
@@ -226,7 +229,7 @@ export async function calibrateStatic(model: OnnxModel, plan: StaticPlan, config
   const { signal, onProgress } = opts;
   throwIfAborted(signal, 'quantization');
   const floatModel = OnnxModel.fromProto(plan.calibProto, model.file);
-  const tensors = calibrationTensors(plan.calibProto, config);
+  const tensors = [...calibrationTensors(plan.calibProto, config), ...(plan.extraCalibration ?? [])];
   const calib_ = await calibrate(floatModel, tensors, calib, {
     method: config.method,
     signal,
@@ -316,23 +319,34 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       preprocessing.push(...plan.preprocessing);
       warnings.push(...plan.warnings);
       refinements.push(...plan.refinements);
+      let pendingEq: PendingEqualization[] = [];
       if (config.depthwiseEqualization) {
         // Changes the activations of the equalized convs: before calibration.
         const eq = await equalizeDepthwiseInputs(plan, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
         plan = eq.plan;
+        pendingEq = eq.pending;
         refinements.push(eq.report);
       }
       if (config.smoothQuant) {
-        // Changes the activations of the smoothed layers: before calibration.
+        // Changes the activations of the smoothed layers: before calibration. (Pending depthwise
+        // folds are exact in float: they do not change what SmoothQuant measures.)
         const sq = await smoothQuant(plan, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
         plan = sq.plan;
         refinements.push(sq.report);
       }
-      const calib = await calibrateStatic(model, plan, config, options.calib, stage);
+      const pending = withPendingEqualizations(plan, pendingEq);
+      const calib = await calibrateStatic(model, pending.plan, config, options.calib, stage);
       calibration = calib.summary;
       warnings.push(...calib.warnings);
+      let stats = calib.stats;
+      if (pendingEq.length) {
+        const v = await verifyEqualizations(plan, pendingEq, stats, pending.probes, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
+        plan = v.plan;
+        stats = v.stats;
+        refinements.push(v.report);
+      }
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
-      const ranges = activationRanges(calib.stats, config);
+      const ranges = activationRanges(stats, config);
       let loop: LoopResult | undefined;
       if (options.accuracyTarget) {
         // The loop chooses each layer's precision first (with nearest rounding); the weight

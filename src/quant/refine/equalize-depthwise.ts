@@ -13,11 +13,12 @@
  * chosen per layer from a grid by the error it predicts on sampled pixels: each channel's
  * quantization error in the original units, weighted by its filter's energy.
  *
- * X/s goes into X's producer when that is a Conv (its output channel c divided: weights and bias)
- * or a BatchNormalization (scale and bias) read only by these convs: free and exact. Inputs that
- * come from anything else are left alone: dividing them with an inserted Div node was measured on
- * PP-OCRv4's recognizer (depthwise convs after HardSwish + affine blocks) and made it worse
- * (86 → 83 of 100 lines identical) although the predicted error below fell; why is open.
+ * X/s goes into X's producer when that is a Conv (its output channel c divided: weights and bias),
+ * a BatchNormalization (scale and bias), or an affine block (a Mul by a constant, optionally
+ * followed by an Add of a constant: the constants become per-channel), read only by these convs:
+ * free and exact. Inputs that come from anything else are left alone (an inserted Div node would
+ * be exact too, but costs a pass over the tensor at run time). Affine folds are marked: see
+ * Equalization.affine.
  */
 import { GraphProto, NodeProto } from '../../onnx/proto';
 import type { ActivationType } from '../config';
@@ -145,32 +146,84 @@ function scaleAxis0(w: FloatConst, s: Float32Array, divide: boolean): Float32Arr
  * Edits computing the same function with X/s into the convs: filters × s, and X / s folded into
  * X's producer; undefined when the producer cannot take it (see the module comment).
  */
-export function equalizeDepthwise(g: GraphProto, consts: ConstReader, group: DepthwiseGroup, s: Float32Array): { edits: WeightEdit[]; where: string } | undefined {
+export interface Equalization {
+  edits: WeightEdit[];
+  where: string;
+  /**
+   * X/s went into the constants of an affine block rather than a Conv or BatchNormalization.
+   * Exact in float too, but measured to interact with neighbouring quantized layers (PP-OCRv4's
+   * recognizer: one such layer alone +15 dB at the outputs, with the rest quantized −4 dB), so the
+   * pipeline keeps it only where the quantized model measures better with it.
+   */
+  affine: boolean;
+}
+
+export function equalizeDepthwise(g: GraphProto, consts: ConstReader, group: DepthwiseGroup, s: Float32Array): Equalization | undefined {
+  const rank = group.layers[0]!.w.dims.length;
+  const divided = divideInProducer(g, consts, group.x, s, group.layers.length, rank);
+  if (!divided) return undefined;
   const edits: WeightEdit[] = group.layers.map((l) => ({ kind: 'replace', node: nodeKey(l.node), input: 1, dims: l.w.dims, values: scaleAxis0(l.w, s, false), tag: 'dweq' }));
-  const readers = g.node.filter((n) => n.input.includes(group.x)).length;
-  const producer = g.node.find((n) => n.output[0] === group.x);
-  const foldable = producer && isDefaultDomain(producer) && readers === group.layers.length && !g.output.some((o) => o.name === group.x);
-  if (foldable && producer.opType === 'Conv') {
-    const w = consts.get(producer.input[1]);
-    const b = producer.input[2] ? consts.get(producer.input[2]) : undefined;
-    if (w && w.dims[0] === s.length && (!producer.input[2] || b?.values.length === s.length)) {
-      const key = nodeKey(producer);
-      edits.push({ kind: 'replace', node: key, input: 1, dims: w.dims, values: scaleAxis0(w, s, true), tag: 'dweq' });
-      if (b) edits.push({ kind: 'replace', node: key, input: 2, dims: b.dims, values: scaleAxis0(b, s, true), tag: 'dweq' });
-      return { edits, where: `folded into Conv "${key}"` };
+  return { edits: [...edits, ...divided.edits], where: divided.where, affine: divided.affine };
+}
+
+/**
+ * Edits dividing channel c of tensor x (NCHW, `rank` dims) by s_c where x is computed, exactly:
+ * a Conv's output channels (weights and bias), a BatchNormalization's scale and bias, a Mul by a
+ * constant (a → a/s), or an Add of a constant whose other input can itself be divided
+ * (b → b/s): the learnable affine blocks of PP-LCNetV3 (HardSwish · a + b) take it that way.
+ * Undefined when x has other readers than the `readers` expected, is a graph output, or comes
+ * from anything else.
+ */
+function divideInProducer(g: GraphProto, consts: ConstReader, x: string, s: Float32Array, readers: number, rank: number): Omit<Equalization, 'edits'> & { edits: WeightEdit[] } | undefined {
+  const producer = g.node.find((n) => n.output[0] === x);
+  if (!producer || !isDefaultDomain(producer) || producer.output.length !== 1) return undefined;
+  if (g.node.filter((n) => n.input.includes(x)).length !== readers || g.output.some((o) => o.name === x)) return undefined;
+  const key = nodeKey(producer);
+  const replace = (input: number, dims: number[], values: Float32Array): WeightEdit => ({ kind: 'replace', node: key, input, dims, values, tag: 'dweq' });
+  switch (producer.opType) {
+    case 'Conv': {
+      const w = consts.get(producer.input[1]);
+      const b = producer.input[2] ? consts.get(producer.input[2]) : undefined;
+      if (!w || w.dims[0] !== s.length || (producer.input[2] && b?.values.length !== s.length)) return undefined;
+      const edits = [replace(1, w.dims, scaleAxis0(w, s, true))];
+      if (b) edits.push(replace(2, b.dims, scaleAxis0(b, s, true)));
+      return { edits, where: `folded into Conv "${key}"`, affine: false };
     }
-  }
-  if (foldable && producer.opType === 'BatchNormalization' && producer.output.length === 1) {
-    const scale = consts.get(producer.input[1]);
-    const bias = consts.get(producer.input[2]);
-    if (scale?.values.length === s.length && bias?.values.length === s.length) {
-      const key = nodeKey(producer);
-      edits.push(
-        { kind: 'replace', node: key, input: 1, dims: scale.dims, values: scaleAxis0(scale, s, true), tag: 'dweq' },
-        { kind: 'replace', node: key, input: 2, dims: bias.dims, values: scaleAxis0(bias, s, true), tag: 'dweq' },
-      );
-      return { edits, where: `folded into BatchNormalization "${key}"` };
+    case 'BatchNormalization': {
+      const scale = consts.get(producer.input[1]);
+      const bias = consts.get(producer.input[2]);
+      if (scale?.values.length !== s.length || bias?.values.length !== s.length) return undefined;
+      return { edits: [replace(1, scale.dims, scaleAxis0(scale, s, true)), replace(2, bias.dims, scaleAxis0(bias, s, true))], where: `folded into BatchNormalization "${key}"`, affine: false };
     }
+    case 'Mul':
+    case 'Add': {
+      const ci = [0, 1].find((i) => perChannel(consts.get(producer.input[i]), s.length, rank));
+      if (ci === undefined) return undefined;
+      const c = consts.get(producer.input[ci])!;
+      const divided = channelDims(s.length, rank);
+      const values = Float32Array.from(s, (sc, ch) => c.values[c.values.length === 1 ? 0 : ch]! / sc);
+      if (producer.opType === 'Mul') return { edits: [replace(ci, divided, values)], where: `folded into the constant of Mul "${key}"`, affine: true };
+      // (h + b)/s = h/s + b/s: h must take the division too.
+      const inner = divideInProducer(g, consts, producer.input[1 - ci] ?? '', s, 1, rank);
+      if (!inner) return undefined;
+      return { edits: [replace(ci, divided, values), ...inner.edits], where: `${inner.where} and the constant of Add "${key}"`, affine: true };
+    }
+    default:
+      return undefined;
   }
-  return undefined;
+}
+
+/** Dims [1, C, 1, …] of a per-channel constant for an NCHW tensor of `rank` dims. */
+function channelDims(channels: number, rank: number): number[] {
+  return Array.from({ length: rank }, (_, i) => (i === 1 ? channels : 1));
+}
+
+/** Whether constant c broadcasts against an NCHW tensor as one value, or one per channel. */
+function perChannel(c: FloatConst | undefined, channels: number, rank: number): boolean {
+  if (!c || c.dims.length > rank) return false;
+  if (c.values.length === 1) return true;
+  if (c.values.length !== channels) return false;
+  // Right-aligned against [N, C, H, W…]: only the channel axis may be more than 1.
+  const axisOfC = rank - c.dims.length + c.dims.findIndex((d) => d === channels);
+  return axisOfC === 1;
 }
