@@ -84,7 +84,8 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --samples N             calibration samples to use (default 64)
       --method minmax|percentile|entropy|mse  --percentile P (default 99.99)
       --per-channel | --per-tensor                   weight scales (default per channel)
-      --activation-type uint8|int8|uint16|int16      --weight-type int8|uint8|int4|uint4
+      --activation-type uint8|int8|uint16|int16      (default uint8; uint16 for models that carry
+                              recurrent state between calls)   --weight-type int8|uint8|int4|uint4
       --symmetric-activations  --symmetric-weights | --asymmetric-weights
       --block-size 32|64|128  int4 weight-only block size
       --exclude NAME|OPTYPE   keep in float (repeatable, comma-separated)
