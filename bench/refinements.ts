@@ -21,13 +21,14 @@ import { quantizeModel } from '../src/runtime/quantize-model';
 import { REAL_MODELS } from '../test/helpers/ort';
 import { decodeRecOutput, renderClsSamples, renderDetPages, renderRecSamples, runVad, synthesizeVadAudio, vadDecisions, writeTaskFolder, type Task } from '../test/helpers/tasks';
 
-const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, depthwiseEqualization: false, biasCorrection: false, smoothQuant: false, adaround: false };
+// Plain 8-bit: refinements off, and no 16-bit activations for recurrent-state models (a default, not a refinement).
+const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, depthwiseEqualization: false, biasCorrection: false, smoothQuant: false, adaround: false, activationTypeAuto: false };
 const VARIANTS: Record<string, Partial<QuantConfig>> = {
   base: {},
-  // What the defaults turn on: depthwise equalization and learned rounding.
   dweq: { depthwiseEqualization: true },
-  defaults: { depthwiseEqualization: true, adaround: true },
-  defbc: { depthwiseEqualization: true, adaround: true, biasCorrection: true },
+  // The defaults: depthwise equalization, learned rounding, 16-bit activations for recurrent state.
+  defaults: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true },
+  defbc: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, biasCorrection: true },
   cle: { crossLayerEqualization: true },
   bc: { biasCorrection: true },
   sq: { smoothQuant: true, smoothQuantAlpha: 0.5 },

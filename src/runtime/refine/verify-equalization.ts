@@ -10,32 +10,19 @@
  * (logits for Softmax outputs) against the float model on the first PROBE_SAMPLES calibration
  * samples, for all folds, all but one (each), the folds that passed, and none; the best wins.
  */
-import type { QuantConfig } from '../../quant/config';
 import type { RefinementReport } from '../../quant/refine/report';
 import type { TensorStats } from '../calibrate';
 import { firstSamples, TargetMeter } from '../accuracy-loop';
-import type { OnnxModel } from '../../onnx/model';
-import type { TensorProto } from '../../onnx/proto';
-import { activationRanges, transformStatic, type PipelineProgress, type StaticPlan } from '../quantize-model';
-import type { SampleSource } from '../samples';
+import { activationRanges, transformStatic, type StaticPlan } from '../quantize-model';
 import { throwIfAborted } from '../session';
 import { planWithEdits } from './common';
 import type { PendingEqualization } from './equalize-depthwise';
+import type { SmoothContext } from './smoothquant';
 
 /** Calibration samples each variant is measured on. */
 export const PROBE_SAMPLES = 4;
 /** A fold counts as harmful when the model measures this much better (dB) without it. */
 const HARM_DB = 0.1;
-
-export interface VerifyContext {
-  model: OnnxModel;
-  config: QuantConfig;
-  readWeight: (t: TensorProto) => Float32Array;
-  calib: SampleSource;
-  signal?: AbortSignal;
-  threads?: number;
-  onProgress?: (p: PipelineProgress) => void;
-}
 
 export interface VerifiedEqualization {
   /** `plan` (without pending folds) with the kept folds applied. */
@@ -50,7 +37,7 @@ export interface VerifiedEqualization {
  * `plan`: the plan without the pending folds (what the pipeline has after the other refinements);
  * `stats`: calibration of withPendingEqualizations(plan, pending), `probes`: its probe names.
  */
-export async function verifyEqualizations(plan: StaticPlan, pending: readonly PendingEqualization[], stats: ReadonlyMap<string, TensorStats>, probes: ReadonlyMap<string, string>, ctx: VerifyContext): Promise<VerifiedEqualization> {
+export async function verifyEqualizations(plan: StaticPlan, pending: readonly PendingEqualization[], stats: ReadonlyMap<string, TensorStats>, probes: ReadonlyMap<string, string>, ctx: SmoothContext): Promise<VerifiedEqualization> {
   const t0 = performance.now();
   const meter = new TargetMeter({ referenceProto: ctx.model.proto, externalDataDir: ctx.model.dir, threads: ctx.threads, signal: ctx.signal }, firstSamples(ctx.calib, PROBE_SAMPLES), { kind: 'sqnr', minDb: Infinity }, true);
   const variant = (kept: readonly PendingEqualization[]) => {
