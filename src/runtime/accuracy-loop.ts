@@ -4,10 +4,11 @@
  * float), repeat until the target holds, nothing is left to raise, or the step budget is spent.
  *
  * "Hurts most" is measured, not guessed: on a few probe samples, each quantized layer is raised
- * alone (to 16-bit activations, and to float) and the worst output's SQNR is measured, so a
- * layer's rank is its effect at the outputs of this model with these settings. (An earlier version
- * charged each layer the SQNR lost between its input and output tensors; that confuses signal
- * changes — a Clip, an added constant — with noise, and picked layers whose fix did not help.)
+ * alone (to float, and to 16-bit activations where float helps) and the worst output's SQNR is
+ * measured, so a layer's rank is its effect at the outputs of this model with these settings.
+ * (An earlier version charged each layer the SQNR lost between its input and output tensors;
+ * that confuses signal changes — a Clip, an added constant — with noise, and picked layers whose
+ * fix did not help.)
  * The loop then raises layers in that order, each to the cheapest rung that buys most of the
  * gain, measuring the target after each step; 16-bit layers go to float in a second pass.
  *
@@ -267,9 +268,11 @@ interface Ranked extends Candidate {
 }
 
 /**
- * Ranks the candidates by what raising each alone buys: two probe measurements per layer (16-bit
- * activations; float). Sensitivity measured on the model as quantized, in the one quantity the
- * loop optimizes (the worst output's SQNR), so a layer's rank reflects its effect at the outputs.
+ * Ranks the candidates by what raising each alone buys: a probe measurement with the layer in
+ * float and, where that helps, one with 16-bit activations. Sensitivity measured on the model as
+ * quantized, in the one quantity the loop optimizes (the worst output's SQNR), so a layer's rank
+ * reflects its effect at the outputs. A layer that float does not help is not probed at 16 bits
+ * (most layers of a model, so ranking costs about one probe per layer instead of two).
  */
 async function rankCandidates(o: LoopOptions, config: QuantConfig, cands: readonly Candidate[], probe: TargetMeter, base: number): Promise<Ranked[]> {
   const ranked: Ranked[] = [];
@@ -277,9 +280,9 @@ async function rankCandidates(o: LoopOptions, config: QuantConfig, cands: readon
     throwIfAborted(o.signal, 'accuracy loop');
     o.onProgress?.(`ranking layers: ${i + 1}/${cands.length} (${c.name})`);
     const to16 = raise(config, c.name)!;
-    const gain16 = to16.precision === 'int16' ? (await probe.measure(o.transform(to16.config).model)) - base : -Infinity;
     const toFloat = to16.precision === 'float' ? to16 : raise(to16.config, c.name)!;
     const gainFloat = (await probe.measure(o.transform(toFloat.config).model)) - base;
+    const gain16 = to16.precision === 'int16' && gainFloat > 0 ? (await probe.measure(o.transform(to16.config).model)) - base : -Infinity;
     const rung: LoopPrecision = gain16 >= 0.75 * gainFloat ? 'int16' : 'float';
     ranked.push({ ...c, gain16, gainFloat, rung });
   }
