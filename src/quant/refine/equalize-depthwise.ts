@@ -20,6 +20,7 @@
  * be exact too, but costs a pass over the tensor at run time). Affine folds are marked: see
  * Equalization.affine.
  */
+import { DataType } from '../../onnx/dtypes';
 import { GraphProto, NodeProto } from '../../onnx/proto';
 import type { ActivationType } from '../config';
 import { mseRange } from '../calibrate-mse';
@@ -159,58 +160,82 @@ export interface Equalization {
 }
 
 export function equalizeDepthwise(g: GraphProto, consts: ConstReader, group: DepthwiseGroup, s: Float32Array): Equalization | undefined {
-  const rank = group.layers[0]!.w.dims.length;
-  const divided = divideInProducer(g, consts, group.x, s, group.layers.length, rank);
-  if (!divided) return undefined;
+  const fold = depthwiseFold(g, consts, group);
+  if (!fold) return undefined;
   const edits: WeightEdit[] = group.layers.map((l) => ({ kind: 'replace', node: nodeKey(l.node), input: 1, dims: l.w.dims, values: scaleAxis0(l.w, s, false), tag: 'dweq' }));
-  return { edits: [...edits, ...divided.edits], where: divided.where, affine: divided.affine };
+  return { edits: [...edits, ...fold.edits(s)], where: fold.where, affine: fold.affine };
+}
+
+/** Where X/s of a group can go (see divisionInProducer); undefined when nowhere. Reads no weights. */
+export function depthwiseFold(g: GraphProto, consts: ConstReader, group: DepthwiseGroup): ProducerDivision | undefined {
+  return divisionInProducer(g, consts, group.x, group.channels, group.layers.length, group.layers[0]!.w.dims.length);
+}
+
+/** A way to divide channel c of a tensor by s_c in its producer: `edits(s)` builds the weight edits. */
+export interface ProducerDivision {
+  where: string;
+  affine: boolean;
+  edits: (s: Float32Array) => WeightEdit[];
 }
 
 /**
- * Edits dividing channel c of tensor x (NCHW, `rank` dims) by s_c where x is computed, exactly:
- * a Conv's output channels (weights and bias), a BatchNormalization's scale and bias, a Mul by a
- * constant (a → a/s), or an Add of a constant whose other input can itself be divided
- * (b → b/s): the learnable affine blocks of PP-LCNetV3 (HardSwish · a + b) take it that way.
- * Undefined when x has other readers than the `readers` expected, is a graph output, or comes
- * from anything else.
+ * How to divide channel c of tensor x (NCHW, `rank` dims, `channels` channels) by s_c where x is
+ * computed, exactly: a Conv's output channels (weights and bias), a BatchNormalization's scale and
+ * bias, a Mul by a constant (a → a/s), or an Add of a constant whose other input can itself be
+ * divided (b → b/s): the learnable affine blocks of PP-LCNetV3 (HardSwish · a + b) take it that
+ * way. Undefined when x has other readers than the `readers` expected, is a graph output, or comes
+ * from anything else. Decides from shapes alone; weights are read when the edits are built.
  */
-function divideInProducer(g: GraphProto, consts: ConstReader, x: string, s: Float32Array, readers: number, rank: number): Omit<Equalization, 'edits'> & { edits: WeightEdit[] } | undefined {
+function divisionInProducer(g: GraphProto, consts: ConstReader, x: string, channels: number, readers: number, rank: number): ProducerDivision | undefined {
   const producer = g.node.find((n) => n.output[0] === x);
   if (!producer || !isDefaultDomain(producer) || producer.output.length !== 1) return undefined;
   if (g.node.filter((n) => n.input.includes(x)).length !== readers || g.output.some((o) => o.name === x)) return undefined;
   const key = nodeKey(producer);
-  const replace = (input: number, dims: number[], values: Float32Array): WeightEdit => ({ kind: 'replace', node: key, input, dims, values, tag: 'dweq' });
+  const input = (i: number) => producer.input[i] ?? '';
+  /** Input i's constant divided along axis 0 (a Conv's output channels, a BatchNormalization vector). */
+  const divideAxis0 = (i: number) => (s: Float32Array): WeightEdit => {
+    const c = consts.get(input(i))!;
+    return { kind: 'replace', node: key, input: i, dims: c.dims, values: scaleAxis0(c, s, true), tag: 'dweq' };
+  };
   switch (producer.opType) {
     case 'Conv': {
-      const w = consts.get(producer.input[1]);
-      const b = producer.input[2] ? consts.get(producer.input[2]) : undefined;
-      if (!w || w.dims[0] !== s.length || (producer.input[2] && b?.values.length !== s.length)) return undefined;
-      const edits = [replace(1, w.dims, scaleAxis0(w, s, true))];
-      if (b) edits.push(replace(2, b.dims, scaleAxis0(b, s, true)));
-      return { edits, where: `folded into Conv "${key}"`, affine: false };
+      const w = floatDims(consts, input(1));
+      const hasBias = input(2) !== '';
+      if (!w || w[0] !== channels || (hasBias && size(floatDims(consts, input(2))) !== channels)) return undefined;
+      return { where: `folded into Conv "${key}"`, affine: false, edits: (s) => (hasBias ? [divideAxis0(1)(s), divideAxis0(2)(s)] : [divideAxis0(1)(s)]) };
     }
     case 'BatchNormalization': {
-      const scale = consts.get(producer.input[1]);
-      const bias = consts.get(producer.input[2]);
-      if (scale?.values.length !== s.length || bias?.values.length !== s.length) return undefined;
-      return { edits: [replace(1, scale.dims, scaleAxis0(scale, s, true)), replace(2, bias.dims, scaleAxis0(bias, s, true))], where: `folded into BatchNormalization "${key}"`, affine: false };
+      if (size(floatDims(consts, input(1))) !== channels || size(floatDims(consts, input(2))) !== channels) return undefined;
+      return { where: `folded into BatchNormalization "${key}"`, affine: false, edits: (s) => [divideAxis0(1)(s), divideAxis0(2)(s)] };
     }
     case 'Mul':
     case 'Add': {
-      const ci = [0, 1].find((i) => perChannel(consts.get(producer.input[i]), s.length, rank));
+      const ci = [0, 1].find((i) => perChannel(floatDims(consts, input(i)), channels, rank));
       if (ci === undefined) return undefined;
-      const c = consts.get(producer.input[ci])!;
-      const divided = channelDims(s.length, rank);
-      const values = Float32Array.from(s, (sc, ch) => c.values[c.values.length === 1 ? 0 : ch]! / sc);
-      if (producer.opType === 'Mul') return { edits: [replace(ci, divided, values)], where: `folded into the constant of Mul "${key}"`, affine: true };
+      const divideConstant = (s: Float32Array): WeightEdit => {
+        const c = consts.get(input(ci))!;
+        const values = Float32Array.from(s, (sc, ch) => c.values[c.values.length === 1 ? 0 : ch]! / sc);
+        return { kind: 'replace', node: key, input: ci, dims: channelDims(channels, rank), values, tag: 'dweq' };
+      };
+      if (producer.opType === 'Mul') return { where: `folded into the constant of Mul "${key}"`, affine: true, edits: (s) => [divideConstant(s)] };
       // (h + b)/s = h/s + b/s: h must take the division too.
-      const inner = divideInProducer(g, consts, producer.input[1 - ci] ?? '', s, 1, rank);
+      const inner = divisionInProducer(g, consts, input(1 - ci), channels, 1, rank);
       if (!inner) return undefined;
-      return { edits: [replace(ci, divided, values), ...inner.edits], where: `${inner.where} and the constant of Add "${key}"`, affine: true };
+      return { where: `${inner.where} and the constant of Add "${key}"`, affine: true, edits: (s) => [divideConstant(s), ...inner.edits(s)] };
     }
     default:
       return undefined;
   }
+}
+
+/** Dims of a float32 constant, or undefined when `name` is not one. */
+function floatDims(consts: ConstReader, name: string): number[] | undefined {
+  const t = consts.constants.get(name);
+  return t && t.dataType === DataType.FLOAT ? t.dims.map(Number) : undefined;
+}
+
+function size(dims: number[] | undefined): number {
+  return dims ? dims.reduce((a, b) => a * b, 1) : -1;
 }
 
 /** Dims [1, C, 1, …] of a per-channel constant for an NCHW tensor of `rank` dims. */
@@ -218,12 +243,12 @@ function channelDims(channels: number, rank: number): number[] {
   return Array.from({ length: rank }, (_, i) => (i === 1 ? channels : 1));
 }
 
-/** Whether constant c broadcasts against an NCHW tensor as one value, or one per channel. */
-function perChannel(c: FloatConst | undefined, channels: number, rank: number): boolean {
-  if (!c || c.dims.length > rank) return false;
-  if (c.values.length === 1) return true;
-  if (c.values.length !== channels) return false;
+/** Whether a constant of these dims broadcasts against an NCHW tensor as one value, or one per channel. */
+function perChannel(dims: number[] | undefined, channels: number, rank: number): boolean {
+  if (!dims || dims.length > rank) return false;
+  const n = size(dims);
+  if (n === 1) return true;
+  if (n !== channels) return false;
   // Right-aligned against [N, C, H, W…]: only the channel axis may be more than 1.
-  const axisOfC = rank - c.dims.length + c.dims.findIndex((d) => d === channels);
-  return axisOfC === 1;
+  return rank - dims.length + dims.findIndex((d) => d === channels) === 1;
 }

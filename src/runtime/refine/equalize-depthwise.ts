@@ -11,7 +11,7 @@
  * quantized model measures better with it (verify-equalization.ts).
  */
 import { isExcluded, nodeSettings } from '../../quant/config';
-import { channelSpread, chooseEqualization, equalizationScales, equalizeDepthwise, filterEnergy, findDepthwiseGroups } from '../../quant/refine/equalize-depthwise';
+import { channelSpread, chooseEqualization, depthwiseFold, equalizationScales, equalizeDepthwise, filterEnergy, findDepthwiseGroups } from '../../quant/refine/equalize-depthwise';
 import type { RefinementReport } from '../../quant/refine/report';
 import { ConstReader, nodeKey, WeightEdit } from '../../quant/refine/weights';
 import { DataType } from '../../onnx/dtypes';
@@ -48,7 +48,7 @@ export async function equalizeDepthwiseInputs(plan: StaticPlan, ctx: SmoothConte
   const g = plan.calibProto.graph!;
   const consts = new ConstReader(g, ctx.readWeight);
   const all = findDepthwiseGroups(g, consts, (n) => isExcluded(ctx.config, n));
-  const groups = all.filter((gr) => equalizeDepthwise(g, consts, gr, new Float32Array(gr.channels).fill(1)) !== undefined);
+  const groups = all.filter((gr) => depthwiseFold(g, consts, gr) !== undefined);
   const done = (summary: string, layers: string[] = []) => ({ name: 'depthwise-equalization' as const, summary, layers, seconds: (performance.now() - t0) / 1000 });
   if (!groups.length) return { plan, pending: [], report: done(all.length ? `no depthwise Conv reads a Conv, BatchNormalization or affine block output alone (of ${all.length})` : 'no depthwise Conv') };
   const names = groups.map((gr) => gr.x);
