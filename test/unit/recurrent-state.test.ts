@@ -61,6 +61,27 @@ describe('recurrent state: 16-bit activations by default', () => {
     assert.deepEqual(recurrentStateInputs(lstmModel(stateInput, true)), ['h']);
   });
 
+  it('follows the state into a Loop body (a loop-carried value under the body’s own input name)', () => {
+    const b = new ModelBuilder({ opset: 17, seed: 3 });
+    const x = b.input('x', DataType.FLOAT, [1, 1, 6]);
+    const h = b.input('h', DataType.FLOAT, [1, 1, HIDDEN]);
+    const W = b.initializer('W', DataType.FLOAT, [1, 4 * HIDDEN, 6], b.rng.normals(4 * HIDDEN * 6, 0.3));
+    const R = b.initializer('R', DataType.FLOAT, [1, 4 * HIDDEN, HIDDEN], b.rng.normals(4 * HIDDEN * HIDDEN, 0.3));
+    const body = b.subgraph('body', (g) => {
+      g.input('iter', DataType.INT64, []);
+      const cond = g.input('cond_in', DataType.BOOL, []);
+      const hIn = g.input('h_in', DataType.FLOAT, [1, 1, HIDDEN]);
+      const [, yh] = g.nodeOutputs('LSTM', [x, W, R, '', '', hIn], { hidden_size: HIDDEN }, { outputs: 2, name: 'loop_lstm' });
+      g.output(g.node('Identity', [cond]), DataType.BOOL);
+      g.output(yh!, DataType.FLOAT);
+    });
+    const trips = b.initializer('trips', DataType.INT64, [], BigInt64Array.from([2n]));
+    const keepGoing = b.initializer('keep_going', DataType.BOOL, [], new Uint8Array([1]));
+    b.output(b.node('Loop', [trips, keepGoing, h], { body }, { name: 'loop' }), DataType.FLOAT);
+    // x reaches the LSTM's sequence input (from the outer scope), not its state.
+    assert.deepEqual(recurrentStateInputs(b.build()), ['h']);
+  });
+
   it('does not count a state made from the input’s shape, nor a model without recurrent ops', () => {
     assert.deepEqual(recurrentStateInputs(lstmModel(zerosFromShape)), []);
     const b = new ModelBuilder({ opset: 17 });

@@ -7,8 +7,8 @@
  * default (see stateActivationType).
  *
  * Data flow is followed by tensor name through every graph (a subgraph reads outer names as they
- * are), except through Shape and Size: a state built from the input's shape (zeros per call) is
- * not carried state.
+ * are; a Loop or Scan body's inputs count as reached with the node), except through Shape and
+ * Size: a state built from the input's shape (zeros per call) is not carried state.
  */
 import { DataType } from '../../onnx/dtypes';
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/proto';
@@ -48,7 +48,12 @@ export function recurrentStateInputs(model: ModelProto): string[] {
       changed = false;
       for (const n of nodes) {
         if (SHAPE_ONLY.has(n.opType) || !readsAny(n, reached)) continue;
-        for (const o of n.output) if (o && !reached.has(o)) (reached.add(o), (changed = true));
+        // A Loop/Scan passes its own inputs to its body under the body's input names: when one of
+        // them is reached, all of those count as reached (an over-approximation, on the side of
+        // 16 bits). A name the body reads from the outer scope is followed by name as it is.
+        const passesIn = n.input.some((i) => reached.has(i));
+        const bodyInputs = passesIn ? n.attribute.flatMap((a) => (a.g ? [a.g, ...a.graphs] : a.graphs)).flatMap((g) => g.input.map((i) => i.name)) : [];
+        for (const o of [...n.output, ...bodyInputs]) if (o && !reached.has(o)) (reached.add(o), (changed = true));
       }
     }
     if (recurrent.some((r) => INITIAL_STATE_INPUTS[r.opType]!.some((i) => r.input[i] && reached.has(r.input[i]!)))) carried.push(input.name);
