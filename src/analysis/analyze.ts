@@ -25,6 +25,7 @@ import type { ModelProto, NodeProto, TensorProto } from '../onnx/proto';
 import { tensorToFloat32 } from '../onnx/tensor-data';
 import { DEFAULT_CONFIG, QuantConfig } from '../quant/config';
 import { equalizeDepthwiseInputs } from '../runtime/refine/equalize-depthwise';
+import { stateActivationType } from '../quant/graph/recurrent-state';
 import { modelScopes } from '../quant/graph/edit';
 import { CALIBRATED_OPS, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
 import { MIN_NORMAL_FLOAT32 } from '../quant/params';
@@ -250,6 +251,8 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
     const toFloat32 = (t: TensorProto) => tensorToFloat32(t, isExternal(t) ? model.rawBytes(t) : undefined, model.file);
     const { model: named, generated } = withNodeNames(model.proto);
     const { layers, quantizedNodes } = discoverLayers(named, read, config, generated);
+    const state = stateActivationType(model.proto, config);
+    if (state.note) notes.push(`quantize's default for this model: ${state.note}; the activation sensitivities here are for ${config.activationType}`);
 
     // ---- weights: one tensor at a time ----
     emit({ event: 'phase', phase: 'weights', total: layers.length });

@@ -108,6 +108,8 @@ describe('analyze command', () => {
       assert.equal(typeof c.sensitivity.localSqnrDb, 'number');
     }
     assert.ok(r.findings.some((f) => f.code === 'OQ007' && f.message.includes('control-flow')));
+    // quantize gives it 16-bit activations by default; the analysis says so.
+    assert.ok(r.notes.some((n) => /quantize's default for this model: activations uint16 .*input state carries recurrent state.*sensitivities here are for uint8/.test(n)), r.notes.join('\n'));
   });
 
   it('global sensitivity workers run from an esbuild bundle (as from dist/cli.js)', () => {
