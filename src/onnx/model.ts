@@ -193,10 +193,10 @@ export function constantTensor(node: NodeProto): TensorProto | undefined {
 /** Every graph of a raw GraphProto tree, for code that works on protos without a model. */
 export function* walkGraphs(g: GraphProto): Generator<GraphProto> {
   yield g;
-  for (const n of g.node) {
-    for (const a of n.attribute) {
-      if (a.g) yield* walkGraphs(a.g);
-      for (const sub of a.graphs) yield* walkGraphs(sub);
-    }
-  }
+  for (const n of g.node) for (const sub of nodeSubgraphs(n)) yield* walkGraphs(sub);
+}
+
+/** The subgraphs a node's attributes hold (If branches, Loop/Scan bodies), not nested ones. */
+export function nodeSubgraphs(n: NodeProto): GraphProto[] {
+  return n.attribute.flatMap((a) => (a.g ? [a.g, ...a.graphs] : a.graphs));
 }

@@ -106,6 +106,14 @@ export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   adaroundSeconds: 60,
 } satisfies QuantConfig);
 
+/** Whether an activation type is a 16-bit one. */
+export function is16BitActivation(t: string | undefined): boolean {
+  return t === 'uint16' || t === 'int16';
+}
+
+/** The 16-bit type of the same signedness (16-bit types map to themselves). */
+export const WIDER_ACTIVATION: Readonly<Record<ActivationType, ActivationType>> = { uint8: 'uint16', int8: 'int16', uint16: 'uint16', int16: 'int16' };
+
 /** The effective settings of one node: global settings with its override applied. */
 export interface NodeQuantSettings {
   activationType: ActivationType;

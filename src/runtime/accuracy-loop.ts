@@ -18,8 +18,8 @@ import type * as ort from 'onnxruntime-node';
 import { encodeModel } from '../onnx/encode';
 import type { GraphProto, ModelProto } from '../onnx/proto';
 import { withExtraOutputs } from './calibrate';
-import type { ActivationType, NodeOverride, QuantConfig } from '../quant/config';
-import { isExcluded, nodeSettings } from '../quant/config';
+import type { NodeOverride, QuantConfig } from '../quant/config';
+import { is16BitActivation, isExcluded, nodeSettings, WIDER_ACTIVATION } from '../quant/config';
 import type { StaticQdqResult } from '../quant/graph/qdq';
 import { CALIBRATED_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
 import { MetricAccumulator } from '../quant/metrics';
@@ -97,8 +97,6 @@ export interface LoopOptions {
 /** Consecutive undone steps after which the ranking is redone on the current model. */
 const RERANK_AFTER_UNDONE = 4;
 
-const SIXTEEN_BIT: Record<ActivationType, ActivationType> = { uint8: 'uint16', int8: 'int16', uint16: 'uint16', int16: 'int16' };
-const is16 = (t: ActivationType) => t === 'uint16' || t === 'int16';
 
 /** A node the loop may raise: a layer the transform quantized (not data movement), in any graph. */
 interface Candidate {
@@ -129,7 +127,7 @@ function candidates(floatProto: ModelProto, transformed: StaticQdqResult, config
 
 function precisionOf(config: QuantConfig, name: string): LoopPrecision {
   if (config.nodes[name]?.exclude) return 'float';
-  return is16(nodeSettings(config, name).activationType) ? 'int16' : 'int8';
+  return is16BitActivation(nodeSettings(config, name).activationType) ? 'int16' : 'int8';
 }
 
 /** The config with one node raised a level; undefined when it is already in float. */
@@ -139,7 +137,7 @@ function raise(config: QuantConfig, name: string): { config: QuantConfig; precis
   const o: NodeOverride = { ...(config.nodes[name] ?? {}) };
   let precision: LoopPrecision;
   if (current === 'int8') {
-    o.activationType = SIXTEEN_BIT[nodeSettings(config, name).activationType];
+    o.activationType = WIDER_ACTIVATION[nodeSettings(config, name).activationType];
     precision = 'int16';
   } else {
     o.exclude = true;
@@ -316,9 +314,9 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
     if (triedAll16 || steps.length > o.maxSteps) return false;
     triedAll16 = true;
     const raised = cands.filter((c) => precisionOf(config, c.name) === 'int8');
-    if (!raised.length || is16(config.activationType)) return false;
+    if (!raised.length || is16BitActivation(config.activationType)) return false;
     // The global type, not per-node overrides: data movement and the tensors between layers follow.
-    const next: QuantConfig = { ...config, activationType: SIXTEEN_BIT[config.activationType] };
+    const next: QuantConfig = { ...config, activationType: WIDER_ACTIVATION[config.activationType] };
     const candidate = o.transform(next);
     o.onProgress?.(`step ${steps.length}: all ${raised.length} 8-bit layers → int16`);
     const measured = await meter.measure(candidate.model);

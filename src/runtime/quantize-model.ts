@@ -12,7 +12,7 @@ import { GraphView } from '../onnx/graph';
 import { ModelProto, NodeProto, TensorProto } from '../onnx/proto';
 import { checkOutputPath, saveModel, writeFileAtomic } from '../onnx/save';
 import { tensorToFloat32 } from '../onnx/tensor-data';
-import { nodeSettings, QuantConfig } from '../quant/config';
+import { is16BitActivation, nodeSettings, QuantConfig, WIDER_ACTIVATION } from '../quant/config';
 import { convertFp16 } from '../quant/graph/fp16';
 import { foldBatchNorm } from '../quant/graph/fold-batchnorm';
 import { quantizeDynamic } from '../quant/graph/dynamic';
@@ -142,7 +142,6 @@ function chooseQdqDomain(proto: ModelProto, config: QuantConfig, notes: string[]
   return { proto: placed.proto, domain: placed.domain };
 }
 
-const is16BitType = (t: QuantConfig['activationType']) => t === 'uint16' || t === 'int16';
 
 /** Static mode, stage 1: the float model ready to calibrate and transform. */
 export interface StaticPlan {
@@ -198,7 +197,7 @@ export async function prepareStatic(model: OnnxModel, config: QuantConfig, calib
       seconds: (performance.now() - t0) / 1000,
     });
   }
-  const wide = opts.allow16Bit && !is16BitType(config.activationType) ? { ...config, activationType: config.activationType === 'int8' ? ('int16' as const) : ('uint16' as const) } : config;
+  const wide = opts.allow16Bit ? { ...config, activationType: WIDER_ACTIVATION[config.activationType] } : config;
   const placed = chooseQdqDomain(proto, wide, preprocessing, warnings);
   proto = placed.proto;
 
@@ -273,7 +272,7 @@ export function activationRanges(stats: ReadonlyMap<string, TensorStats>, config
       if (!s) return undefined;
       // At 16 bits a step is finer than a histogram bin (2048 bins), so the histogram searches
       // cannot weigh rounding against clipping: the observed range is the right one.
-      const method = is16BitType(type) ? 'minmax' : config.method;
+      const method = is16BitActivation(type) ? 'minmax' : config.method;
       r = chooseRange(s, method, type, { symmetric, percentile: config.percentile });
       cache.set(key, r);
     }

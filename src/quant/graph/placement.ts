@@ -8,7 +8,7 @@
  */
 import { defaultOpset, OpsetUpgradeError, upgradeOpset } from '../../onnx/opset-upgrade';
 import type { ModelProto } from '../../onnx/proto';
-import type { QuantConfig } from '../config';
+import { is16BitActivation, type QuantConfig } from '../config';
 import { TARGET_PRESETS } from '../presets';
 
 export interface Placement {
@@ -22,12 +22,8 @@ export interface Placement {
   upgradeError?: string;
 }
 
-function is16Bit(t: string | undefined): boolean {
-  return t === 'uint16' || t === 'int16';
-}
-
 export function wants16Bit(config: QuantConfig): boolean {
-  return is16Bit(config.activationType) || Object.values(config.nodes).some((o) => is16Bit(o.activationType));
+  return is16BitActivation(config.activationType) || Object.values(config.nodes).some((o) => is16BitActivation(o.activationType));
 }
 
 /** See the header. `upgradeError` is set when standard Q/DQ was wanted but could not be had. */

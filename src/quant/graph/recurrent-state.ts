@@ -11,8 +11,9 @@
  * Size: a state built from the input's shape (zeros per call) is not carried state.
  */
 import { DataType } from '../../onnx/dtypes';
+import { nodeSubgraphs, walkGraphs } from '../../onnx/model';
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/proto';
-import type { ActivationType, QuantConfig } from '../config';
+import { is16BitActivation, WIDER_ACTIVATION, type QuantConfig } from '../config';
 
 /** Inputs of each recurrent op that hold its initial state (ONNX operator spec). */
 const INITIAL_STATE_INPUTS: Record<string, readonly number[]> = { LSTM: [5, 6], GRU: [5], RNN: [5] };
@@ -20,15 +21,9 @@ const FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataTy
 /** Ops whose outputs describe their input's shape, not its values. */
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
 
-function allNodes(graph: GraphProto, out: NodeProto[] = []): NodeProto[] {
-  for (const n of graph.node) {
-    out.push(n);
-    for (const a of n.attribute) {
-      if (a.g) allNodes(a.g, out);
-      for (const g of a.graphs) allNodes(g, out);
-    }
-  }
-  return out;
+/** Every node of a graph and of its subgraphs, nested ones included. */
+function allNodes(graph: GraphProto): NodeProto[] {
+  return [...walkGraphs(graph)].flatMap((g) => g.node);
 }
 
 /** The float graph inputs of the main graph whose values reach a recurrent op's initial state. */
@@ -40,6 +35,15 @@ export function recurrentStateInputs(model: ModelProto): string[] {
   if (!recurrent.length) return [];
   const initializers = new Set(graph.initializer.map((t) => t.name));
   const floatInputs = graph.input.filter((i) => !initializers.has(i.name) && FLOAT_TYPES.includes(i.type?.tensorType?.elemType ?? -1));
+  // What each node reads inside its subgraphs, and its bodies' input names: found once.
+  const innerReads = new Map<NodeProto, string[]>();
+  const bodyInputs = new Map<NodeProto, string[]>();
+  for (const n of nodes) {
+    const subs = nodeSubgraphs(n);
+    if (!subs.length) continue;
+    innerReads.set(n, subs.flatMap((g) => allNodes(g).flatMap((x) => x.input)));
+    bodyInputs.set(n, subs.flatMap((g) => g.input.map((i) => i.name)));
+  }
   const carried: string[] = [];
   for (const input of floatInputs) {
     // Forward reachability to a fixpoint: nodes in subgraphs may come before the names they read.
@@ -47,31 +51,19 @@ export function recurrentStateInputs(model: ModelProto): string[] {
     for (let changed = true; changed; ) {
       changed = false;
       for (const n of nodes) {
-        if (SHAPE_ONLY.has(n.opType) || !readsAny(n, reached)) continue;
+        if (SHAPE_ONLY.has(n.opType)) continue;
+        const passesIn = n.input.some((i) => reached.has(i));
+        if (!passesIn && !innerReads.get(n)?.some((i) => reached.has(i))) continue;
         // A Loop/Scan passes its own inputs to its body under the body's input names: when one of
         // them is reached, all of those count as reached (an over-approximation, on the side of
         // 16 bits). A name the body reads from the outer scope is followed by name as it is.
-        const passesIn = n.input.some((i) => reached.has(i));
-        const bodyInputs = passesIn ? n.attribute.flatMap((a) => (a.g ? [a.g, ...a.graphs] : a.graphs)).flatMap((g) => g.input.map((i) => i.name)) : [];
-        for (const o of [...n.output, ...bodyInputs]) if (o && !reached.has(o)) (reached.add(o), (changed = true));
+        for (const o of [...n.output, ...(passesIn ? (bodyInputs.get(n) ?? []) : [])]) if (o && !reached.has(o)) (reached.add(o), (changed = true));
       }
     }
     if (recurrent.some((r) => INITIAL_STATE_INPUTS[r.opType]!.some((i) => r.input[i] && reached.has(r.input[i]!)))) carried.push(input.name);
   }
   return carried;
 }
-
-/** Whether a node reads one of `names`, directly or from inside its subgraphs. */
-function readsAny(node: NodeProto, names: ReadonlySet<string>): boolean {
-  if (node.input.some((i) => names.has(i))) return true;
-  for (const a of node.attribute) {
-    const subs = a.g ? [a.g, ...a.graphs] : a.graphs;
-    for (const g of subs) if (allNodes(g).some((n) => n.input.some((i) => names.has(i)))) return true;
-  }
-  return false;
-}
-
-const WIDER: Record<ActivationType, ActivationType> = { uint8: 'uint16', int8: 'int16', uint16: 'uint16', int16: 'int16' };
 
 /**
  * The activation type static quantization uses for this model: the configured one, widened to 16
@@ -80,10 +72,10 @@ const WIDER: Record<ActivationType, ActivationType> = { uint8: 'uint16', int8: '
  * decisions equal to the float model's 98.1% → 99.5% of 1,042 chunks.
  */
 export function stateActivationType(model: ModelProto, config: QuantConfig): { config: QuantConfig; note?: string } {
-  if (config.mode !== 'static' || !config.activationTypeAuto || WIDER[config.activationType] === config.activationType) return { config };
+  if (config.mode !== 'static' || !config.activationTypeAuto || is16BitActivation(config.activationType)) return { config };
   const inputs = recurrentStateInputs(model);
   if (!inputs.length) return { config };
-  const activationType = WIDER[config.activationType];
+  const activationType = WIDER_ACTIVATION[config.activationType];
   return {
     config: { ...config, activationType },
     note: `activations ${activationType} (weights stay ${config.weightType}): input${inputs.length > 1 ? 's' : ''} ${inputs.join(', ')} carr${inputs.length > 1 ? 'y' : 'ies'} recurrent state between calls, where 8-bit rounding error accumulates over time steps; --activation-type ${config.activationType} keeps 8 bits`,

@@ -71,15 +71,16 @@ export async function verifyEqualizations(plan: StaticPlan, pending: readonly Pe
     if (without > all + HARM_DB) harmful.add(e);
   }
   const passed = pending.filter((e) => !harmful.has(e));
-  const options: { kept: PendingEqualization[]; db: number }[] = [
+  const passedDb = await measure(passed, 'the folds that helped');
+  const none = await measure([], 'no affine fold');
+  const options = [
     { kept: [...pending], db: all },
-    { kept: passed, db: await measure(passed, 'the folds that helped') },
-    { kept: [], db: await measure([], 'no affine fold') },
+    { kept: passed, db: passedDb },
+    { kept: [], db: none },
   ];
   // Best measured; on a tie the one with fewer folds (nothing to explain).
   const best = options.reduce((a, b) => (b.db > a.db || (b.db === a.db && b.kept.length < a.kept.length) ? b : a));
   const v = variant(best.kept);
-  const none = options[2]!.db;
   const summary = best.kept.length
     ? `${best.kept.length} of ${pending.length} affine-block fold(s) kept (worst output SQNR on ${PROBE_SAMPLES} calibration samples ${none.toFixed(1)} → ${best.db.toFixed(1)} dB): ${best.kept.slice(0, 3).map((e) => e.note).join('; ')}${best.kept.length > 3 ? '; …' : ''}`
     : `none of ${pending.length} affine-block fold(s) kept: the quantized model measured ${none.toFixed(1)} dB without them, ${all.toFixed(1)} dB with all`;
