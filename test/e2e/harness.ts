@@ -598,7 +598,7 @@ export class Workbench {
   /** The frame webviewFrame waits for, if it is there now. */
   private async findWebviewFrame(selector: string, text?: string | RegExp): Promise<Frame | undefined> {
     for (const frame of this.page.frames()) {
-      if (frame === this.page.mainFrame()) continue;
+      if (frame === this.page.mainFrame() || frame.isDetached()) continue;
       const el = frame.locator(selector).first();
       if ((await el.count().catch(() => 0)) === 0) continue;
       if (text === undefined) return frame;

@@ -34,11 +34,18 @@ function e2eTest(name: string, fn: () => Promise<void>): void {
   harnessTest(() => session, name, fn);
 }
 
-/** The layer table's frame of the editor showing `fileName`, once its rows are in. */
+/**
+ * The layer table's frame of the editor showing `fileName`, once its rows are in and the frame has
+ * stayed attached for a moment: moving an editor to another group replaces its webview, and the old
+ * frame can still be listed (and then detach) while the new one loads.
+ */
 async function tableFrame(fileName: string, timeoutMs = 60_000): Promise<Frame> {
-  const frame = await session.workbench.webviewFrame('.model-header h1', fileName, timeoutMs);
-  await frame.locator('section.layers[aria-busy="false"]').waitFor({ timeout: timeoutMs });
-  return frame;
+  return waitFor(`the layer table of ${fileName}`, async () => {
+    const frame = await session.workbench.webviewFrame('.model-header h1', fileName, Math.min(timeoutMs, 15_000));
+    if ((await frame.locator('section.layers[aria-busy="false"]').count()) === 0) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return frame.isDetached() ? undefined : frame;
+  }, timeoutMs, 300);
 }
 
 /** What the user sees of a table's state. */
