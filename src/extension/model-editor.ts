@@ -221,23 +221,38 @@ class ModelEditorSession implements vscode.Disposable {
       });
     };
     setHtml();
+    // A page whose script never starts (seen when an editor is moved to another group, or shown
+    // again, while its page loads) would say "Loading model…" forever: until the script says
+    // `ready`, load the page anew a few times, 3 s apart, while it is visible.
+    let retries = 0;
+    let retry: ReturnType<typeof setInterval> | undefined;
+    const stopRetrying = () => {
+      if (retry !== undefined) clearInterval(retry);
+      retry = undefined;
+    };
+    const awaitReady = () => {
+      stopRetrying();
+      retries = 0;
+      retry = setInterval(() => {
+        if (this.ready || this.disposed || ++retries > 4) stopRetrying();
+        else if (panel.visible) setHtml();
+      }, 3000);
+    };
+    awaitReady();
+    let visible = panel.visible;
     this.disposables.push(
       webview.onDidReceiveMessage((message: unknown) => this.onMessage(message)),
       document.onDidReload((result) => this.push(result)),
       panel.onDidDispose(() => this.dispose()),
-      // An editor moved to another group before its script ran (opened and moved at once) can be
-      // left with a page whose script never starts: shown again without a `ready`, load it anew.
       panel.onDidChangeViewState(() => {
-        if (panel.visible && !this.ready && !this.disposed) setHtml();
+        if (this.disposed || panel.visible === visible) return;
+        visible = panel.visible;
+        // Hidden, the page is torn down (no retainContextWhenHidden); shown, it starts again.
+        if (!visible) this.ready = false;
+        else if (!this.ready) awaitReady();
       }),
+      { dispose: stopRetrying },
     );
-    // The same when it stays visible: a few retries, 3 s apart, until the script says ready.
-    let retries = 0;
-    const retry = setInterval(() => {
-      if (this.ready || this.disposed || ++retries > 4) clearInterval(retry);
-      else if (panel.visible) setHtml();
-    }, 3000);
-    this.disposables.push({ dispose: () => clearInterval(retry) });
     sessions.add(this);
   }
 
