@@ -438,6 +438,7 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
       const tensors = [...new Set([...calibrationTensors(prepared, config), ...runtimeLayers.flatMap((l) => [l.input, l.output, l.nodeOutput])])];
       const calib: CalibrationResult = await calibrate(preparedModel, tensors, options.calib, {
         method: 'entropy',
+        histogramValues: config.histogramValues,
         signal,
         threads: options.threads,
         onProgress: (p) => {

@@ -41,6 +41,7 @@ export const QUANTIZE_OPTIONS = {
   samples: { type: 'string' },
   method: { type: 'string' },
   percentile: { type: 'string' },
+  'histogram-values': { type: 'string' },
   'per-channel': { type: 'boolean' },
   'per-tensor': { type: 'boolean' },
   'activation-type': { type: 'string' },
@@ -83,6 +84,7 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --eval-fraction F       share of --calib held out when there is no --eval (default 0.2)
       --samples N             calibration samples to use (default 64)
       --method minmax|percentile|entropy|mse  --percentile P (default 99.99)
+      --histogram-values N    histogram methods: bin at most N values of each activation per sample (e.g. 16384; default 0: all)
       --per-channel | --per-tensor                   weight scales (default per channel)
       --activation-type uint8|int8|uint16|int16      (default uint8; uint16 for models that carry
                               recurrent state between calls)   --weight-type int8|uint8|int4|uint4
@@ -134,6 +136,7 @@ function commandLineSettings(v: Values): Partial<QuantConfig> {
   if (v.mode !== undefined) s.mode = v.mode;
   if (v.method !== undefined) s.method = v.method;
   if (v.percentile !== undefined) s.percentile = num(v.percentile, 'percentile', { min: 50, max: 100 });
+  if (v['histogram-values'] !== undefined) s.histogramValues = num(v['histogram-values'], 'histogram-values', { min: 0, max: 1073741824, integer: true });
   if (v['per-channel'] && v['per-tensor']) throw new CliUsageError('--per-channel and --per-tensor exclude each other');
   if (v['per-channel']) s.perChannel = true;
   if (v['per-tensor']) s.perChannel = false;

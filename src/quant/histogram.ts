@@ -146,6 +146,28 @@ export class HistogramObserver {
   }
 
   /**
+   * Records a tensor's exact extremes without counting any value: for a batch that is a subset of
+   * a tensor whose min and max were found elsewhere (calibration's strided subsets), so the range
+   * stays exact while the counts estimate the distribution. A non-finite extreme is counted as one
+   * non-finite value (the tensor had at least one).
+   */
+  extendRange(min: number, max: number): void {
+    for (const v of [min, max]) {
+      if (v === v && v - v === 0) continue;
+      if (v !== v) this.nan++;
+      else if (v > 0) this.posInf++;
+      else this.negInf++;
+    }
+    const lo = Number.isFinite(min) ? min : Number.isFinite(max) ? max : undefined;
+    const hi = Number.isFinite(max) ? max : lo;
+    if (lo === undefined || hi === undefined || lo > hi) return;
+    if (lo < this.min) this.min = lo;
+    if (hi > this.max) this.max = hi;
+    if (!this.initialized) this.initRange(this.min, this.max);
+    else if (this.min < this.lo || this.max > this.hi) this.grow();
+  }
+
+  /**
    * Two passes: scanBatch for the batch's range and non-finite counts, then (after initializing or
    * growing the grid) binning. Used for the first batch and for batches that need the grid to grow.
    */

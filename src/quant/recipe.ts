@@ -27,6 +27,7 @@ const WEIGHT_TYPES = ['int8', 'uint8', 'int4', 'uint4'] as const;
 const GLOBAL_FIELDS: Readonly<Record<string, FieldSpec>> = {
   mode: { kind: 'enum', values: ['static', 'dynamic', 'weight-only', 'fp16'], description: 'Quantization mode.' },
   method: { kind: 'enum', values: ['minmax', 'percentile', 'entropy', 'mse'], description: 'How activation ranges are chosen from calibration data.' },
+  histogramValues: { kind: 'number', minimum: 0, maximum: 1073741824, integer: true, description: 'Histogram methods: at most this many values of each activation per sample are binned (an evenly strided subset; min and max stay exact); 0 bins every value.' },
   percentile: { kind: 'number', minimum: 50, maximum: 100, description: 'Percentile kept by method "percentile" (e.g. 99.99).' },
   perChannel: { kind: 'boolean', description: 'One weight scale per output channel.' },
   activationType: { kind: 'enum', values: ACTIVATION_TYPES, description: 'Integer type of activations.' },

@@ -26,11 +26,13 @@
  * float (calibrated) and which are not (reported unobserved). Tensors inside If/Loop/Scan bodies
  * cannot be graph outputs, so they are reported unobserved too, with the reason.
  */
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import type { GraphView } from '../onnx/graph';
 import type { OnnxModel } from '../onnx/model';
+import { DataType } from '../onnx/dtypes';
+import { defaultOpset, OpsetUpgradeError, upgradeOpset } from '../onnx/opset-upgrade';
 import { emptyValueInfo, type ModelProto } from '../onnx/proto';
-import { makeNode, NameScope } from '../quant/graph/edit';
+import { initializer, makeNode, NameScope } from '../quant/graph/edit';
 import type { CalibrationMethod } from '../quant/config';
 import {
   entropyRange,
@@ -63,6 +65,12 @@ export interface CalibrateOptions {
   onProgress?: (p: CalibrationProgress) => void;
   /** onnxruntime intra-op threads, default all cores. */
   threads?: number;
+  /**
+   * Histogram methods: at most this many values of each activation per sample go into its
+   * histogram (an evenly strided subset, its offset moving from sample to sample, taken inside
+   * onnxruntime so only the subset is copied out); 0 or undefined: every value.
+   */
+  histogramValues?: number;
 }
 
 /** What calibration learned about one tensor. */
@@ -204,6 +212,12 @@ class TensorObserver {
     this.samples++;
   }
 
+  /** One sample of a histogram tensor given as its exact extremes and a subset (`whole`: all of it). */
+  observeSubset(min: number, max: number, whole: boolean, subset: Float32Array): void {
+    if (!whole) this.hist!.extendRange(min, max);
+    this.update(subset);
+  }
+
   /** Undefined when no finite value was ever seen. */
   stats(): TensorStats | undefined {
     if (this.minmax) {
@@ -283,6 +297,126 @@ interface Targets {
   outputs: Map<string, string>;
   /** Graph inputs: read from the sample itself. */
   inputs: string[];
+}
+
+/** ONNX element type of each float type calibration observes (Cast targets). */
+const FLOAT_ELEMENT_TYPE: Record<string, DataType> = { float32: DataType.FLOAT, float16: DataType.FLOAT16, float64: DataType.DOUBLE };
+
+/**
+ * A copy of the model whose main graph also returns, for each tensor, its exact min and max and an
+ * evenly strided subset of at most `limit` of its values, as one output [min, max, step, …subset]
+ * (step 1: the subset is the whole tensor): flatten, step = ⌈N / limit⌉, start = phase mod step,
+ * where `phase` is a new int64 [1] graph input the runner changes per sample so that the samples
+ * together visit every offset. onnxruntime takes the subset, so only it is copied out. Tensors
+ * whose static size is at most `limit` are returned whole, with no node added. Needs opset ≥ 10
+ * (Slice with steps, Mod): an older model is upgraded to 10 for this copy, or, when it cannot be,
+ * undefined.
+ */
+export function withSampledOutputs(
+  proto: ModelProto,
+  tensors: ReadonlyMap<string, { type: string; size?: number }>,
+  limit: number,
+): { model: ModelProto; sampled: Map<string, string>; phase: string } | undefined {
+  const opset = defaultOpset(proto);
+  if (opset === undefined) return undefined;
+  if (opset < 10) {
+    // The upgrade rewrites nodes whose meaning changed but keeps every tensor name.
+    try {
+      proto = upgradeOpset(proto, 10).model;
+    } catch (err) {
+      if (err instanceof OpsetUpgradeError) return undefined;
+      throw err;
+    }
+  }
+  const graph = proto.graph!;
+  const scope = new NameScope(proto);
+  const nodes = [...graph.node];
+  const outputs = [...graph.output];
+  const existing = new Set(outputs.map((o) => o.name));
+  const inits = [...graph.initializer];
+  const constant = (name: string, value: bigint) => {
+    const n = scope.fresh(name);
+    inits.push(initializer(n, DataType.INT64, [1], [value]));
+    return n;
+  };
+  const phase = scope.fresh('calib_sample_phase');
+  const one = constant('calib_one', 1n);
+  const flatShape = constant('calib_flat_shape', -1n);
+  const lim = constant('calib_limit', BigInt(limit));
+  const zero = constant('calib_zero', 0n);
+  const end = constant('calib_end', 9223372036854775807n);
+  const sampled = new Map<string, string>();
+  for (const [name, { type, size }] of tensors) {
+    if (size !== undefined && size <= limit) {
+      if (!existing.has(name)) outputs.push(emptyValueInfo(name));
+      continue;
+    }
+    const t = (what: string) => scope.fresh(`${name}_calib_${what}`);
+    const node = (op: string, ins: string[], attrs: Record<string, number> = {}) => {
+      const o = t(op.toLowerCase());
+      nodes.push(makeNode(op, ins, [o], scope.fresh(`${o}_node`), attrs));
+      return o;
+    };
+    const flat = node('Reshape', [name, flatShape]);
+    const step = node('Add', [node('Div', [node('Sub', [node('Shape', [flat]), one]), lim]), one]);
+    const subset = node('Slice', [flat, node('Mod', [phase, step]), end, zero, step]);
+    const stepAsValue = node('Cast', [step], { to: FLOAT_ELEMENT_TYPE[type] ?? DataType.FLOAT });
+    const out = node('Concat', [node('ReduceMin', [flat], { keepdims: 1 }), node('ReduceMax', [flat], { keepdims: 1 }), stepAsValue, subset], { axis: 0 });
+    outputs.push(emptyValueInfo(out));
+    sampled.set(name, out);
+  }
+  const phaseInput = emptyValueInfo(phase);
+  phaseInput.type = {
+    tensorType: { elemType: DataType.INT64, shape: { dims: [{ value: 1, denotation: '', unknownFields: [] }], unknownFields: [] }, unknownFields: [] },
+    denotation: '',
+    unknownFields: [],
+  };
+  return { model: { ...proto, graph: { ...graph, node: nodes, output: outputs, input: [...graph.input, phaseInput], initializer: inits } }, sampled, phase };
+}
+
+/**
+ * Histogram methods with `histogramValues`: each large activation comes back as its exact min and
+ * max and a strided subset (see withSampledOutputs), so the range is exact and the histogram's
+ * counts are an estimate from the subset; small ones and graph inputs come back whole.
+ */
+class SampledTensorObserver implements SampleObserver {
+  private readonly fetches: string[];
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly sampled: ReadonlyMap<string, string>,
+    private readonly phase: string,
+    private readonly file: string,
+    private readonly targets: Targets,
+  ) {
+    this.fetches = [...targets.outputs.keys()].map((n) => sampled.get(n) ?? n);
+  }
+
+  async observe(sample: Sample, index: number): Promise<void> {
+    if (this.fetches.length > 0) {
+      // An odd multiplier far from common tensor strides walks the offsets without a short cycle.
+      const feeds = { ...sample, [this.phase]: new ort.Tensor('int64', BigInt64Array.of(BigInt(index) * 7919n), [1]) };
+      const outputs = await runSession(this.session, feeds, this.fetches, this.file, `calibration sample ${index + 1}`);
+      for (const name of this.targets.outputs.keys()) {
+        const obs = this.targets.observers.get(name)!;
+        const out = this.sampled.get(name);
+        if (out === undefined) {
+          observeTensor(obs, outputs[name], name, index);
+          continue;
+        }
+        const t = outputs[out];
+        if (!t) throw new QuantizationError(`calibration sample ${index + 1}: no value for tensor "${name}"`);
+        const v = asFloat32(t);
+        obs.observeSubset(v[0]!, v[1]!, v[2]! === 1, v.subarray(3));
+      }
+      for (const t of Object.values(outputs)) t.dispose();
+    }
+    for (const name of this.targets.inputs) observeTensor(this.targets.observers.get(name)!, sample[name], name, index);
+  }
+
+  release(): Promise<void> {
+    return this.session.release();
+  }
 }
 
 /** Histogram methods (and the minmax fallback): every tensor comes back whole and is scanned in JS. */
@@ -414,7 +548,12 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
       else targets.inputs.push(name);
     }
 
-    if (!minmax) {
+    const sampled = !minmax && options.histogramValues ? withSampledOutputs(model.proto, outputShapes(first, targets), options.histogramValues) : undefined;
+    if (sampled) {
+      await first.release();
+      first = undefined;
+      runner = new SampledTensorObserver(await createSession(sampled.model, sessionOptions), sampled.sampled, sampled.phase, model.file, targets);
+    } else if (!minmax) {
       runner = new FullTensorObserver(first, model.file, targets);
       first = undefined;
     } else {
@@ -457,6 +596,19 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
     peakRssBytes: peakRss,
     unobserved,
   };
+}
+
+/** Each exposed float tensor's type and, where onnxruntime's inference fixed every dimension, its size. */
+function outputShapes(session: ort.InferenceSession, targets: Targets): Map<string, { type: string; size?: number }> {
+  const meta = new Map(session.outputMetadata.map((m) => [m.name, m]));
+  const out = new Map<string, { type: string; size?: number }>();
+  for (const [name, type] of targets.outputs) {
+    const m = meta.get(name);
+    const dims = m?.isTensor ? m.shape : undefined;
+    const fixed = dims !== undefined && dims.length > 0 && dims.every((d): d is number => typeof d === 'number' && d >= 0);
+    out.set(name, { type, size: fixed ? dims.reduce((a: number, d) => a * (d as number), 1) : undefined });
+  }
+  return out;
 }
 
 function observeTensor(obs: TensorObserver, t: ort.Tensor | undefined, name: string, index: number): void {

@@ -231,6 +231,7 @@ export async function calibrateStatic(model: OnnxModel, plan: StaticPlan, config
   const tensors = [...calibrationTensors(plan.calibProto, config), ...(plan.extraCalibration ?? [])];
   const calib_ = await calibrate(floatModel, tensors, calib, {
     method: config.method,
+    histogramValues: config.histogramValues,
     signal,
     threads: opts.threads,
     onProgress: (p) => onProgress?.({ phase: 'calibrate', done: p.done, total: p.total }),

@@ -12,7 +12,7 @@ import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
-import { percentileRange } from '../../src/quant';
+import { HistogramObserver, percentileRange } from '../../src/quant';
 import { calibrate, chooseRange, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
 import type { Sample, SampleSource } from '../../src/runtime/samples';
 import { floatTensor, REAL_MODELS, realModelFeeds, tempDir } from '../helpers/ort';
@@ -133,6 +133,41 @@ describe('calibrate: builder model with exact references', () => {
       assert.deepEqual([stats(r, 'h').min, stats(r, 'h').max], [h.min, h.max]);
       assert.deepEqual(stats(r, 'x').nonFinite, x.nonFinite);
       assert.deepEqual([stats(r, 'x').min, stats(r, 'x').max], [x.min, x.max]);
+    });
+  }
+
+  for (const [opset, shape] of [[17, [1, 1000]], [17, ['n', 1000]], [9, [1, 1000]]] as const) {
+    it(`histogramValues (opset ${opset}, input shape [${shape.join(', ')}]): a large tensor's histogram bins the strided subset, its min/max stay exact; small tensors and inputs are whole`, async () => {
+      // x [1, 1000] → Relu → h (1000 values: sampled at 100, step 10) → ReduceMean → m (1 value: whole).
+      const b = new ModelBuilder({ opset });
+      b.input('x', DataType.FLOAT, [...shape]);
+      b.node('Relu', ['x'], {}, { outputs: ['h'], name: 'relu' });
+      b.node('ReduceMean', ['h'], { axes: [1], keepdims: 1 }, { outputs: ['m'], name: 'mean' });
+      b.output('m', DataType.FLOAT, [shape[0], 1]);
+      const model = OnnxModel.fromProto(b.build(), 'sampled.onnx');
+      const xs = Array.from({ length: 5 }, (_, k) => Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i * 0.37 + k) * (1 + ((i * 13 + k) % 7))));
+      const r = await calibrate(model, ['x', 'h', 'm'], sourceOf(xs.map((x) => ({ x: new ort.Tensor('float32', x, [1, 1000]) }))), { method: 'mse', threads: 1, histogramValues: 100 });
+      // Reference: the same subsets, picked in JS (start = 7919·k mod 10, then every 10th value).
+      const ref = new HistogramObserver();
+      let min = Infinity;
+      let max = -Infinity;
+      for (const [k, x] of xs.entries()) {
+        const h = x.map((v) => Math.max(0, v));
+        for (const v of h) {
+          min = Math.min(min, v);
+          max = Math.max(max, v);
+        }
+        ref.extendRange(Math.min(...h), Math.max(...h));
+        ref.update(h.filter((_, i) => i % 10 === (7919 * k) % 10));
+      }
+      const hs = stats(r, 'h');
+      assert.deepEqual([hs.min, hs.max], [min, max], 'exact extremes');
+      assert.equal(hs.histogram!.total, 500, '100 values per sample');
+      assert.deepEqual([...hs.histogram!.counts], [...ref.histogram().counts]);
+      assert.equal(stats(r, 'x').histogram!.total, 5000, 'graph inputs are binned whole');
+      // m has static size 1 when the shape is fixed (returned whole); with a symbolic dim it goes
+      // through the subset path with step 1, which is the whole tensor too.
+      assert.equal(stats(r, 'm').histogram!.total, 5);
     });
   }
 
