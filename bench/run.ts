@@ -1,6 +1,7 @@
 /** `npm run bench`: every benchmark, each printing ratios against a baseline measured in the same run. */
 import * as os from 'node:os';
 import { benchAnalysis } from './analysis';
+import { benchCalibrationReal } from './calibration-real';
 import { benchInspect } from './inspect';
 import { benchObservers } from './observers';
 import { benchQuantize } from './quantize';
@@ -12,6 +13,16 @@ async function main(): Promise<void> {
   // `npm run bench -- refinements [args]`: only the refinement evidence on the real models (minutes).
   if (process.argv[2] === 'refinements') {
     for (const line of await benchRefinements(process.argv.slice(3))) console.log(line);
+    return;
+  }
+  // `npm run bench -- calibration-real [args]`: calibration cost on the real models (a few minutes).
+  if (process.argv[2] === 'calibration-real') {
+    for (const line of await benchCalibrationReal(process.argv.slice(3))) console.log(line);
+    return;
+  }
+  // `npm run bench -- quantize`: only the PTQ engine's figures (ResNet-style CNN).
+  if (process.argv[2] === 'quantize') {
+    for (const line of await benchQuantize()) console.log(line);
     return;
   }
   for (const line of benchInspect()) console.log(line);
