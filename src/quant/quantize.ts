@@ -13,7 +13,7 @@
  */
 import { QuantizationError } from './errors';
 import { computeQParams } from './params';
-import { ROUND_MAGIC } from './round';
+import { ROUND_MAGIC, roundHalfToEven } from './round';
 import { splitAtAxis } from './shape';
 import {
   allocQuantArray,
@@ -298,4 +298,57 @@ export function dequantizeBlockwise(
     }
   }
   return out;
+}
+
+/**
+ * Convolution weights: moves the fewest integers of each kernel (the `prod(shape[2:])` weights one
+ * output channel applies to one input channel, which share a scale when the quantization axis is 0
+ * or 1) one step, from nearest rounding to the other neighbour, so that the kernel's integers sum
+ * to its float weights' sum rounded, i.e. its response to a constant input (its DC gain) stays
+ * within half a step. Nearest rounding alone lets a kernel's errors add up to several steps, and a
+ * high-pass depthwise filter (PP-OCRv4's recognizer: weights up to 6.7 summing to 0.003) then
+ * passes a share of every locally constant input through. The weights moved are those whose
+ * rounding was closest to a tie, so each moves by at most one step and its error stays under one.
+ * `scales` / `zeroPoints` are per channel of `axis` (undefined: one of each for the tensor).
+ * Returns how many integers moved.
+ */
+export function preserveKernelSums(x: Float32Array, q: QuantArray, shape: readonly number[], scales: ArrayLike<number>, zeroPoints: ArrayLike<number>, axis: number | undefined, type: QuantType): number {
+  if (shape.length < 3) return 0;
+  const kernel = shape.slice(2).reduce((a, b) => a * b, 1);
+  const inner = shape[1]!;
+  if (kernel < 2 || x.length !== q.length || x.length !== shape[0]! * inner * kernel) return 0;
+  if (axis !== undefined && axis !== 0 && axis !== 1) return 0;
+  const { qmin, qmax } = quantRange(type);
+  const frac = new Float64Array(kernel);
+  const order = Array.from({ length: kernel }, (_, i) => i);
+  let moved = 0;
+  for (let span = 0, start = 0; start < x.length; span++, start += kernel) {
+    const c = axis === undefined ? 0 : axis === 0 ? Math.floor(span / inner) : span % inner;
+    const s = scales[c]!;
+    const z = zeroPoints[c]!;
+    let target = 0;
+    let sum = 0;
+    for (let k = 0; k < kernel; k++) {
+      const t = x[start + k]! / s;
+      target += t;
+      sum += q[start + k]! - z;
+      // How far nearest rounding moved this weight down (positive) or up (negative).
+      frac[k] = t - (q[start + k]! - z);
+    }
+    let need = roundHalfToEven(target) - sum;
+    if (need === 0) continue;
+    const dir = need > 0 ? 1 : -1;
+    // Weights rounded down the most go up first (and the reverse); ties in kernel order.
+    for (let k = 0; k < kernel; k++) order[k] = k;
+    order.sort((a, b) => dir * (frac[b]! - frac[a]!) || a - b);
+    for (const k of order) {
+      if (need === 0) break;
+      const v = q[start + k]! + dir;
+      if (v < qmin || v > qmax || dir * frac[k]! <= 0) continue;
+      q[start + k] = v;
+      need -= dir;
+      moved++;
+    }
+  }
+  return moved;
 }

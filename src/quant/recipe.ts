@@ -45,6 +45,7 @@ const GLOBAL_FIELDS: Readonly<Record<string, FieldSpec>> = {
   smoothQuant: { kind: 'boolean', description: 'Static: SmoothQuant — move activation outlier scale into MatMul/Gemm weights.' },
   smoothQuantAlpha: { kind: 'number', minimum: 0, maximum: 1, orWords: ['auto'], description: 'SmoothQuant migration strength α (0..1), or "auto" to search it per layer.' },
   adaround: { kind: 'boolean', description: 'Static: learned rounding (AdaRound-style) — round each weight up or down to minimize its layer’s output error on calibration data.' },
+  kernelSumRounding: { kind: 'boolean', description: 'Conv/ConvTranspose weights: round so that each kernel keeps its float sum (its response to a constant input) within half a step.' },
   adaroundSeconds: { kind: 'number', minimum: 1, maximum: 86400, description: 'Time budget of learned rounding in seconds; layers left when it runs out keep nearest rounding.' },
 };
 

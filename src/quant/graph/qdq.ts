@@ -20,7 +20,7 @@ import { Attr } from '../../onnx/builder';
 import { ActivationType, isExcluded, nodeSettings, NodeQuantSettings, QuantConfig, WeightType } from '../config';
 import { QuantizationError } from '../errors';
 import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } from '../params';
-import { channelMinMax, quantizePerChannel, quantizeTensor } from '../quantize';
+import { channelMinMax, preserveKernelSums, quantizePerChannel, quantizeTensor } from '../quantize';
 import { FloatRange, PerChannelQuantParams, QuantParams, QuantType } from '../types';
 import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, TransformResult } from './edit';
 import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
@@ -107,6 +107,11 @@ export function weightChannelParams<T extends WeightType | ActivationType>(value
   const { mins, maxs } = channelMinMax(values, dims, axis);
   widenNegligibleChannels(mins, maxs);
   return computePerChannelQParams(mins, maxs, type, axis, { symmetric });
+}
+
+/** Conv and ConvTranspose weights keep each kernel's sum (see preserveKernelSums) unless turned off. */
+export function keepsKernelSums(opType: string, config: QuantConfig): boolean {
+  return (opType === 'Conv' || opType === 'ConvTranspose') && config.kernelSumRounding;
 }
 
 /** The constant lower bound of a Clip: attribute (opset < 11) or constant second input. */
@@ -403,8 +408,9 @@ function quantizeGraph(
     type: WeightType | ActivationType,
     symmetric: boolean,
     axis: number | undefined,
+    convKernels = false,
   ): { name: string; scales: Float32Array | number } => {
-    const key = `${w}|${type}|${symmetric}|${axis ?? 'tensor'}`;
+    const key = `${w}|${type}|${symmetric}|${axis ?? 'tensor'}|${convKernels}`;
     const cached = weightCache.get(key);
     if (cached) return cached;
     const t = constants.get(w)!;
@@ -418,7 +424,9 @@ function quantizeGraph(
     let scales: Float32Array | number;
     if (axis !== undefined) {
       const p = weightChannelParams(values, dims, type, symmetric, axis);
-      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, quantizePerChannel(values, dims, p)));
+      const q = quantizePerChannel(values, dims, p);
+      if (convKernels) preserveKernelSums(values, q, dims, p.scales, p.zeroPoints, axis, type);
+      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, q));
       newInits.push(initializer(sName, DataType.FLOAT, [p.scales.length], p.scales));
       newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [p.zeroPoints.length], Array.from(p.zeroPoints)));
       attrs.axis = Attr.int(axis);
@@ -426,7 +434,9 @@ function quantizeGraph(
     } else {
       const r = tensorMinMax(values, `weight "${w}"`);
       const p = computeQParams(r.min, r.max, type, { symmetric });
-      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, quantizeTensor(values, p)));
+      const q = quantizeTensor(values, p);
+      if (convKernels) preserveKernelSums(values, q, dims, [p.scale], [p.zeroPoint], undefined, type);
+      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, q));
       newInits.push(initializer(sName, DataType.FLOAT, [], new Float32Array([p.scale])));
       newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [], [p.zeroPoint]));
       scales = p.scale;
@@ -472,7 +482,7 @@ function quantizeGraph(
         const t = constants.get(w)!;
         const transB = attrInt(n, 'transB', 0) !== 0;
         const axis = s.perChannel && t.dims.length >= 2 ? outputChannelAxis(n.opType, t.dims.length, transB) : undefined;
-        const wq = quantizeWeight(w, s.weightType, s.symmetricWeights, axis);
+        const wq = quantizeWeight(w, s.weightType, s.symmetricWeights, axis, keepsKernelSums(n.opType, options.config));
         const input = n.input[0]!;
         let biasNote = '';
         const b = role.biasIndex !== undefined ? n.input[role.biasIndex] : undefined;

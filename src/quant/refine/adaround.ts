@@ -26,6 +26,11 @@ export interface RoundingOptions {
   hi: number;
   /** Most full passes over the K weights (default 6). */
   sweeps?: number;
+  /**
+   * The integers to start from, each floor or ceil of its u (default: nearest rounding): the
+   * transform's own integers, so the result is never worse than what the transform would write.
+   */
+  start?: ArrayLike<number>;
 }
 
 /** (r − u)ᵀ H (r − u) for a K×K row-major H starting at `offset` (grouped layers share one array). */
@@ -55,7 +60,8 @@ export function roundChannel(u: ArrayLike<number>, h: ArrayLike<number>, k: numb
   const r = new Int32Array(k);
   const delta = new Float64Array(k);
   for (let i = 0; i < k; i++) {
-    r[i] = Math.min(hi, Math.max(lo, roundHalfToEven(u[i]!)));
+    const s = opts.start?.[i];
+    r[i] = s !== undefined && Math.abs(s - u[i]!) < 1 ? s : Math.min(hi, Math.max(lo, roundHalfToEven(u[i]!)));
     delta[i] = r[i]! - u[i]!;
   }
   // g = H·Δ, kept up to date as weights flip (one row of H per flip).

@@ -14,14 +14,13 @@
 import { walkGraphs } from '../../onnx/model';
 import type { NodeProto } from '../../onnx/proto';
 import { isExcluded, nodeSettings } from '../../quant/config';
-import { quantizeStaticQdq, weightChannelParams } from '../../quant/graph/qdq';
+import { keepsKernelSums, quantizeStaticQdq, weightChannelParams } from '../../quant/graph/qdq';
 import { outputChannelAxis } from '../../quant/graph/ops';
 import { computeQParams, tensorMinMax } from '../../quant/params';
-import { quantizePerChannel, quantizeTensor } from '../../quant/quantize';
+import { preserveKernelSums, quantizePerChannel, quantizeTensor } from '../../quant/quantize';
 import { roundChannel, shrinkGram, weightIndex, WeightLayout } from '../../quant/refine/adaround';
 import type { RefinementReport } from '../../quant/refine/report';
 import { ConstReader, FloatConst, WeightEdit } from '../../quant/refine/weights';
-import { roundHalfToEven } from '../../quant/round';
 import { quantRange } from '../../quant/types';
 import { withExtraOutputs } from '../calibrate';
 import type { StaticPlan } from '../quantize-model';
@@ -58,6 +57,8 @@ interface Layer {
   perChannel: boolean;
   type: ReturnType<typeof nodeSettings>['weightType'];
   symmetric: boolean;
+  /** The transform keeps this layer's kernel sums (keepsKernelSums). */
+  kernelSums: boolean;
   gram?: Float64Array;
   patches: number;
   /** Expected rounding error relative to the output energy, from H's diagonal: the ordering key. */
@@ -84,8 +85,11 @@ function transformIntegers(values: Float32Array, layer: Layer): { q: ArrayLike<n
   const transB = layer.node.attribute.find((a) => a.name === 'transB')?.i;
   const axis = layer.perChannel ? outputChannelAxis(layer.node.opType, layer.weight.dims.length, Boolean(transB)) : undefined;
   const p = weightParams({ dims: layer.weight.dims, values }, layer.type, layer.symmetric, axis, layer.channels);
-  if (axis !== undefined) return { q: quantizePerChannel(values, layer.weight.dims, { scales: p.scales, zeroPoints: p.zeroPoints, axis, type: layer.type }), ...p };
-  return { q: quantizeTensor(values, { scale: p.scales[0]!, zeroPoint: p.zeroPoints[0]!, type: layer.type }), ...p };
+  const q = axis !== undefined
+    ? quantizePerChannel(values, layer.weight.dims, { scales: p.scales, zeroPoints: p.zeroPoints, axis, type: layer.type })
+    : quantizeTensor(values, { scale: p.scales[0]!, zeroPoint: p.zeroPoints[0]!, type: layer.type });
+  if (layer.kernelSums) preserveKernelSums(values, q, layer.weight.dims, axis !== undefined ? p.scales : [p.scales[0]!], axis !== undefined ? p.zeroPoints : [p.zeroPoints[0]!], axis, layer.type);
+  return { q, ...p };
 }
 
 /** Quantized Conv/Gemm/MatMul layers learned rounding can work on, and the reasons for the rest. */
@@ -137,6 +141,7 @@ function findLayers(plan: StaticPlan, ctx: RefineContext): { proto: StaticPlan['
       perChannel: axis !== undefined,
       type: s.weightType,
       symmetric: s.symmetricWeights,
+      kernelSums: keepsKernelSums(n.opType, ctx.config),
       patches: 0,
       proxy: 0,
     });
@@ -223,6 +228,10 @@ async function roundLayer(l: Layer, deadline: number, pause: () => Promise<void>
   const values = Float32Array.from(l.weight.values);
   const chosen = new Int32Array(values.length);
   const u = new Float64Array(k);
+  const start = new Int32Array(k);
+  // Start from the transform's own integers (nearest rounding, kernel sums kept): learned
+  // rounding then never writes anything worse than the transform would.
+  const own = transformIntegers(l.weight.values, l).q;
   let before = 0;
   let after = 0;
   let flips = 0;
@@ -235,16 +244,18 @@ async function roundLayer(l: Layer, deadline: number, pause: () => Promise<void>
     const hi = qmax - z;
     // Exactly the transform's value before rounding (quantizeSpan): fround(w/s), clamped.
     for (let j = 0; j < k; j++) u[j] = Math.min(hi, Math.max(lo, Math.fround(l.weight.values[weightIndex(l.layout, c, j)]! / s)));
+    for (let j = 0; j < k; j++) start[j] = own[weightIndex(l.layout, c, j)]! - z;
     const offset = Math.floor(c / l.perGroup) * k * k;
-    const res = roundChannel(u, l.gram!, k, { lo, hi }, offset);
+    const res = roundChannel(u, l.gram!, k, { lo, hi, start }, offset);
     before += s * s * res.before;
     after += s * s * res.after;
     flips += res.flips;
     for (let j = 0; j < k; j++) {
       const at = weightIndex(l.layout, c, j);
       chosen[at] = res.r[j]!;
-      // Only flipped weights change: the others keep their float value (and so their integer).
-      if (res.r[j] !== roundHalfToEven(u[j]!)) values[at] = Math.fround(s * res.r[j]!);
+      // Every weight becomes its integer times the scale, so the transform reads back exactly the
+      // chosen integers (its kernel-sum rounding finds nothing to move: every weight is on the grid).
+      values[at] = Math.fround(s * res.r[j]!);
     }
   }
   return { values, chosen, before, after, flips };
