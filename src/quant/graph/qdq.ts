@@ -21,7 +21,7 @@ import { ActivationType, isExcluded, nodeSettings, NodeQuantSettings, QuantConfi
 import { QuantizationError } from '../errors';
 import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } from '../params';
 import { channelMinMax, preserveKernelSums, quantizePerChannel, quantizeTensor } from '../quantize';
-import { FloatRange, PerChannelQuantParams, QuantParams, QuantType } from '../types';
+import { FloatRange, PerChannelQuantParams, QuantArray, QuantParams, QuantType } from '../types';
 import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, TransformResult } from './edit';
 import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
 
@@ -107,6 +107,34 @@ export function weightChannelParams<T extends WeightType | ActivationType>(value
   const { mins, maxs } = channelMinMax(values, dims, axis);
   widenNegligibleChannels(mins, maxs);
   return computePerChannelQParams(mins, maxs, type, axis, { symmetric });
+}
+
+/**
+ * The scales and zero points the transform gives a weight: per channel of `axis`, or (undefined)
+ * one of each for the tensor.
+ */
+export function weightQParams(values: Float32Array, dims: readonly number[], type: WeightType | ActivationType, symmetric: boolean, axis: number | undefined, what?: string): { scales: Float32Array; zeroPoints: Int32Array } {
+  if (axis !== undefined) {
+    const p = weightChannelParams(values, dims, type, symmetric, axis);
+    return { scales: p.scales, zeroPoints: p.zeroPoints };
+  }
+  const r = tensorMinMax(values, what);
+  const p = computeQParams(r.min, r.max, type, { symmetric });
+  return { scales: Float32Array.of(p.scale), zeroPoints: Int32Array.of(p.zeroPoint) };
+}
+
+/**
+ * The integers the transform stores for a weight, with their scales and zero points (see
+ * weightQParams); with `kernelSums`, each convolution kernel keeps its float sum (preserveKernelSums).
+ * Learned rounding uses it too, to know exactly what the transform will write.
+ */
+export function weightIntegers(values: Float32Array, dims: readonly number[], type: WeightType | ActivationType, symmetric: boolean, axis: number | undefined, kernelSums: boolean, what?: string): { q: QuantArray; scales: Float32Array; zeroPoints: Int32Array } {
+  const p = weightQParams(values, dims, type, symmetric, axis, what);
+  const q = axis !== undefined
+    ? quantizePerChannel(values, dims, { scales: p.scales, zeroPoints: p.zeroPoints, axis, type })
+    : quantizeTensor(values, { scale: p.scales[0]!, zeroPoint: p.zeroPoints[0]!, type });
+  if (kernelSums) preserveKernelSums(values, q, dims, p.scales, p.zeroPoints, axis, type);
+  return { q, ...p };
 }
 
 /** Conv and ConvTranspose weights keep each kernel's sum (see preserveKernelSums) unless turned off. */
@@ -422,24 +450,17 @@ function quantizeGraph(
     const dq = names.fresh(`${w}_dequantized`);
     const attrs: Record<string, Attr> = {};
     let scales: Float32Array | number;
+    const p = weightIntegers(values, dims, type, symmetric, axis, convKernels, `weight "${w}"`);
+    newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, p.q));
     if (axis !== undefined) {
-      const p = weightChannelParams(values, dims, type, symmetric, axis);
-      const q = quantizePerChannel(values, dims, p);
-      if (convKernels) preserveKernelSums(values, q, dims, p.scales, p.zeroPoints, axis, type);
-      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, q));
       newInits.push(initializer(sName, DataType.FLOAT, [p.scales.length], p.scales));
       newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [p.zeroPoints.length], Array.from(p.zeroPoints)));
       attrs.axis = Attr.int(axis);
       scales = p.scales;
     } else {
-      const r = tensorMinMax(values, `weight "${w}"`);
-      const p = computeQParams(r.min, r.max, type, { symmetric });
-      const q = quantizeTensor(values, p);
-      if (convKernels) preserveKernelSums(values, q, dims, [p.scale], [p.zeroPoint], undefined, type);
-      newInits.push(initializer(qName, QUANT_DATA_TYPE[type], dims, q));
-      newInits.push(initializer(sName, DataType.FLOAT, [], new Float32Array([p.scale])));
-      newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [], [p.zeroPoint]));
-      scales = p.scale;
+      newInits.push(initializer(sName, DataType.FLOAT, [], p.scales));
+      newInits.push(initializer(zName, QUANT_DATA_TYPE[type], [], [p.zeroPoints[0]!]));
+      scales = p.scales[0]!;
     }
     head.push(makeNode('DequantizeLinear', [qName, sName, zName], [dq], names.fresh(`${w}_DequantizeLinear`), attrs, domain));
     const result = { name: dq, scales };

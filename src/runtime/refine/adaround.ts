@@ -14,10 +14,8 @@
 import { walkGraphs } from '../../onnx/model';
 import type { NodeProto } from '../../onnx/proto';
 import { isExcluded, nodeSettings } from '../../quant/config';
-import { keepsKernelSums, quantizeStaticQdq, weightChannelParams } from '../../quant/graph/qdq';
+import { keepsKernelSums, quantizeStaticQdq, weightIntegers, weightQParams } from '../../quant/graph/qdq';
 import { outputChannelAxis } from '../../quant/graph/ops';
-import { computeQParams, tensorMinMax } from '../../quant/params';
-import { preserveKernelSums, quantizePerChannel, quantizeTensor } from '../../quant/quantize';
 import { roundChannel, shrinkGram, weightIndex, WeightLayout } from '../../quant/refine/adaround';
 import type { RefinementReport } from '../../quant/refine/report';
 import { ConstReader, FloatConst, WeightEdit } from '../../quant/refine/weights';
@@ -54,7 +52,8 @@ interface Layer {
   perGroup: number;
   scales: Float32Array;
   zeroPoints: Int32Array;
-  perChannel: boolean;
+  /** The weight's quantization axis (its output channels), undefined when per-tensor. */
+  axis: number | undefined;
   type: ReturnType<typeof nodeSettings>['weightType'];
   symmetric: boolean;
   /** The transform keeps this layer's kernel sums (keepsKernelSums). */
@@ -69,27 +68,16 @@ const WORKABLE = new Set(['Conv', 'Gemm', 'MatMul']);
 /** Fewest input patches a layer needs (or K, when smaller) for its Gram matrix to be trusted. */
 const MIN_PATCHES = 512;
 
-/** Scales and zero points the Q/DQ transform will give this weight (per channel, or one broadcast). */
-function weightParams(w: FloatConst, type: Layer['type'], symmetric: boolean, axis: number | undefined, channels: number): { scales: Float32Array; zeroPoints: Int32Array } {
-  if (axis !== undefined) {
-    const p = weightChannelParams(w.values, w.dims, type, symmetric, axis);
-    return { scales: p.scales, zeroPoints: Int32Array.from(p.zeroPoints) };
-  }
-  const r = tensorMinMax(w.values);
-  const p = computeQParams(r.min, r.max, type, { symmetric });
-  return { scales: new Float32Array(channels).fill(p.scale), zeroPoints: new Int32Array(channels).fill(p.zeroPoint) };
+/** Per channel (one broadcast to every channel when the weight has a single scale). */
+function broadcastToChannels(p: { scales: Float32Array; zeroPoints: Int32Array }, channels: number): { scales: Float32Array; zeroPoints: Int32Array } {
+  if (p.scales.length === channels) return p;
+  return { scales: new Float32Array(channels).fill(p.scales[0]!), zeroPoints: new Int32Array(channels).fill(p.zeroPoints[0]!) };
 }
 
-/** The integers the transform's own quantization gives `values` (per-channel or per-tensor). */
+/** The integers the transform's own quantization gives `values`, as the transform computes them (weightIntegers). */
 function transformIntegers(values: Float32Array, layer: Layer): { q: ArrayLike<number>; scales: Float32Array; zeroPoints: Int32Array } {
-  const transB = layer.node.attribute.find((a) => a.name === 'transB')?.i;
-  const axis = layer.perChannel ? outputChannelAxis(layer.node.opType, layer.weight.dims.length, Boolean(transB)) : undefined;
-  const p = weightParams({ dims: layer.weight.dims, values }, layer.type, layer.symmetric, axis, layer.channels);
-  const q = axis !== undefined
-    ? quantizePerChannel(values, layer.weight.dims, { scales: p.scales, zeroPoints: p.zeroPoints, axis, type: layer.type })
-    : quantizeTensor(values, { scale: p.scales[0]!, zeroPoint: p.zeroPoints[0]!, type: layer.type });
-  if (layer.kernelSums) preserveKernelSums(values, q, layer.weight.dims, axis !== undefined ? p.scales : [p.scales[0]!], axis !== undefined ? p.zeroPoints : [p.zeroPoints[0]!], axis, layer.type);
-  return { q, ...p };
+  const w = weightIntegers(values, layer.weight.dims, layer.type, layer.symmetric, layer.axis, layer.kernelSums);
+  return { q: w.q, ...broadcastToChannels(w, layer.channels) };
 }
 
 /** Quantized Conv/Gemm/MatMul layers learned rounding can work on, and the reasons for the rest. */
@@ -123,7 +111,7 @@ function findLayers(plan: StaticPlan, ctx: RefineContext): { proto: StaticPlan['
     const axis = s.perChannel && w.dims.length >= 2 ? outputChannelAxis(n.opType, w.dims.length, Boolean(transB)) : undefined;
     let params;
     try {
-      params = weightParams(w, s.weightType, s.symmetricWeights, axis, channels);
+      params = broadcastToChannels(weightQParams(w.values, w.dims, s.weightType, s.symmetricWeights, axis), channels);
     } catch (err) {
       skipped.push(`${n.name}: ${(err as Error).message}`);
       continue;
@@ -138,7 +126,7 @@ function findLayers(plan: StaticPlan, ctx: RefineContext): { proto: StaticPlan['
       channels,
       perGroup: channels / geo.groups,
       ...params,
-      perChannel: axis !== undefined,
+      axis,
       type: s.weightType,
       symmetric: s.symmetricWeights,
       kernelSums: keepsKernelSums(n.opType, ctx.config),
