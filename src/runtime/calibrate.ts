@@ -316,7 +316,7 @@ const FLOAT_ELEMENT_TYPE: Record<string, DataType> = { float32: DataType.FLOAT, 
  * (Slice with steps, Mod): an older model is upgraded to 10 for this copy, or, when it cannot be,
  * undefined.
  */
-export function withSampledOutputs(
+function withSampledOutputs(
   proto: ModelProto,
   tensors: ReadonlyMap<string, { type: string; size?: number }>,
   limit: number,
@@ -533,8 +533,10 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
   const sessionOptions = { threads: options.threads, name: model.file, externalDataDir: model.dir };
   const exposedModel = withExtraOutputs(model.proto, exposed);
   const minmax = options.method === 'minmax';
-  // For minmax this session only tells the types (onnxruntime's inference): no need to optimize it.
-  let first: ort.InferenceSession | undefined = await createSession(exposedModel, { ...sessionOptions, optimization: minmax ? 'disabled' : undefined });
+  const subsets = !minmax && Boolean(options.histogramValues);
+  // For minmax and histogram subsets this session only tells the types and shapes (onnxruntime's
+  // inference) for the session that runs: no need to optimize it.
+  let first: ort.InferenceSession | undefined = await createSession(exposedModel, { ...sessionOptions, optimization: minmax || subsets ? 'disabled' : undefined });
   let runner: SampleObserver | undefined;
   let peakRss = process.memoryUsage.rss();
   const targets: Targets = { observers: new Map(), outputs: new Map(), inputs: [] };
@@ -552,13 +554,16 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
       else targets.inputs.push(name);
     }
 
-    const sampled = !minmax && options.histogramValues ? withSampledOutputs(model.proto, outputShapes(first, targets), options.histogramValues) : undefined;
-    if (sampled) {
-      await first.release();
-      first = undefined;
-      runner = new SampledTensorObserver(await createSession(sampled.model, sessionOptions), sampled.sampled, sampled.phase, model.file, targets);
-    } else if (!minmax) {
-      runner = new FullTensorObserver(first, model.file, targets);
+    if (!minmax) {
+      const sampled = subsets ? withSampledOutputs(model.proto, outputShapes(first, targets), options.histogramValues!) : undefined;
+      if (subsets) {
+        // The metadata session was not optimized: the one that runs is.
+        await first.release();
+        first = undefined;
+      }
+      runner = sampled
+        ? new SampledTensorObserver(await createSession(sampled.model, sessionOptions), sampled.sampled, sampled.phase, model.file, targets)
+        : new FullTensorObserver(first ?? (await createSession(exposedModel, sessionOptions)), model.file, targets);
       first = undefined;
     } else {
       // Ranks from onnxruntime's shape inference (an empty shape: unknown, or a scalar).
