@@ -224,7 +224,6 @@ class ModelEditorSession implements vscode.Disposable {
     // A page whose script never starts (seen when an editor is moved to another group, or shown
     // again, while its page loads) would say "Loading model…" forever: until the script says
     // `ready`, load the page anew a few times, 3 s apart, while it is visible.
-    let retries = 0;
     let retry: ReturnType<typeof setInterval> | undefined;
     const stopRetrying = () => {
       if (retry !== undefined) clearInterval(retry);
@@ -232,7 +231,7 @@ class ModelEditorSession implements vscode.Disposable {
     };
     const awaitReady = () => {
       stopRetrying();
-      retries = 0;
+      let retries = 0;
       retry = setInterval(() => {
         if (this.ready || this.disposed || ++retries > 4) stopRetrying();
         else if (panel.visible) setHtml();

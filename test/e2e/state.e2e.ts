@@ -11,7 +11,7 @@ import type { Frame } from 'playwright-core';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { encodeModel } from '../../src/onnx/encode';
-import { CLS_MODEL, Session, copyModel, waitFor, e2eTest as harnessTest } from './harness';
+import { CLS_MODEL, Session, copyModel, sleep, waitFor, e2eTest as harnessTest } from './harness';
 
 const MODEL = path.basename(CLS_MODEL);
 /** A second, different model: three named nodes. */
@@ -43,7 +43,7 @@ async function tableFrame(fileName: string, timeoutMs = 60_000): Promise<Frame> 
   return waitFor(`the layer table of ${fileName}`, async () => {
     const frame = await session.workbench.webviewFrame('.model-header h1', fileName, Math.min(timeoutMs, 15_000));
     if ((await frame.locator('section.layers[aria-busy="false"]').count()) === 0) return undefined;
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await sleep(500);
     return frame.isDetached() ? undefined : frame;
   }, timeoutMs, 300);
 }
