@@ -17,9 +17,8 @@ import { openSampleFolder } from '../src/runtime/data';
 import { calibrationTensors, prepareStatic } from '../src/runtime/quantize-model';
 import type { Sample, SampleSource } from '../src/runtime/samples';
 import { REAL_MODELS } from '../test/helpers/ort';
+import { calibrationTimes, inferenceTimes, median } from './lib';
 import { writeTaskFolder, type Task } from '../test/helpers/tasks';
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[(xs.length - 1) >> 1]!;
 
 interface Variant {
   label: string;
@@ -50,25 +49,8 @@ async function costs(task: Task, dir: string, samples: number, rounds: number): 
     for (let r = 0; r < rounds; r++) {
       for (const v of VARIANTS) {
         // Inference right before each calibration pass: load shifts between passes on 2 shared cores.
-        const times: number[] = [];
-        for (const s of cached) {
-          const t = performance.now();
-          await float.run(s);
-          times.push(performance.now() - t);
-        }
-        const per: number[] = [];
-        let last = performance.now();
-        await calibrate(calibModel, tensors, memory, {
-          method: v.method,
-          histogramValues: v.histogramValues,
-          threads: 2,
-          onProgress: (p) => {
-            if (p.phase !== 'calibrate') return;
-            const now = performance.now();
-            per.push(now - last);
-            last = now;
-          },
-        });
+        const times = await inferenceTimes(float, cached);
+        const per = await calibrationTimes((onProgress) => calibrate(calibModel, tensors, memory, { method: v.method, histogramValues: v.histogramValues, threads: 2, onProgress }));
         inferMs = median(times.slice(2));
         const list = ratios.get(v.label) ?? [];
         list.push(median(per.slice(2)) / inferMs);

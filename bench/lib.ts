@@ -7,6 +7,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { buildSync } from 'esbuild';
+import type { InferenceSession } from 'onnxruntime-node';
+import type { CalibrationProgress } from '../src/runtime/calibrate';
 
 // In a bundled child this file lives in bench/.data itself.
 export const DATA = path.basename(__dirname) === '.data' ? __dirname : path.join(__dirname, '.data');
@@ -46,4 +48,31 @@ export function median(xs: number[]): number {
 
 export function mb(n: number): string {
   return `${(n / 1e6).toFixed(1)} MB`;
+}
+
+/** Milliseconds of each inference of `session` over `samples`, in order. */
+export async function inferenceTimes(session: InferenceSession, samples: readonly InferenceSession.FeedsType[]): Promise<number[]> {
+  const times: number[] = [];
+  for (const s of samples) {
+    const t = performance.now();
+    await session.run(s);
+    times.push(performance.now() - t);
+  }
+  return times;
+}
+
+/**
+ * Milliseconds per calibration sample: the gaps between the per-sample progress reports of the
+ * calibration `run` starts (it passes `onProgress` to calibrate).
+ */
+export async function calibrationTimes(run: (onProgress: (p: CalibrationProgress) => void) => Promise<unknown>): Promise<number[]> {
+  const times: number[] = [];
+  let last = performance.now();
+  await run((p) => {
+    if (p.phase !== 'calibrate') return;
+    const now = performance.now();
+    times.push(now - last);
+    last = now;
+  });
+  return times;
 }

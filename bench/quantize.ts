@@ -13,7 +13,7 @@ import { calibrate } from '../src/runtime/calibrate';
 import { syntheticSource } from '../src/runtime/data';
 import { calibrationTensors, quantizeModel } from '../src/runtime/quantize-model';
 import type { Sample, SampleSource } from '../src/runtime/samples';
-import { DATA, isChild, mb, median, peakRssBytes, runChild } from './lib';
+import { calibrationTimes, DATA, inferenceTimes, isChild, mb, median, peakRssBytes, runChild } from './lib';
 import { resnet } from './models';
 
 const RESNET = path.join(DATA, 'resnet-ish.onnx');
@@ -58,25 +58,8 @@ export async function calibrationCost(
   const results: { infer: number; calib: number; inferFast: number; calibFast: number }[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
-      const times: number[] = [];
-      for (const s of cached) {
-        const t = performance.now();
-        await session.run(s);
-        times.push(performance.now() - t);
-      }
-      const perSample: number[] = [];
-      let last = performance.now();
-      await calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), source, {
-        method,
-        threads: 2,
-        histogramValues,
-        onProgress: (p) => {
-          if (p.phase !== 'calibrate') return;
-          const now = performance.now();
-          perSample.push(now - last);
-          last = now;
-        },
-      });
+      const times = await inferenceTimes(session, cached);
+      const perSample = await calibrationTimes((onProgress) => calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), source, { method, threads: 2, histogramValues, onProgress }));
       // The first samples warm up both; compare steady state.
       results.push({
         infer: median(times.slice(2)) / 1000,
