@@ -62,17 +62,16 @@ export async function inferenceTimes(session: InferenceSession, samples: readonl
 }
 
 /**
- * Milliseconds per calibration sample: the gaps between the per-sample progress reports of the
- * calibration `run` starts (it passes `onProgress` to calibrate).
+ * Milliseconds per calibration sample in steady state: the time from the third per-sample progress
+ * report of the calibration `run` starts (it passes `onProgress` to calibrate) to the last,
+ * divided by the samples between. Calibration runs several samples at once in worker threads and
+ * reports them in order, so single gaps alternate short and long; only their sum means something.
  */
-export async function calibrationTimes(run: (onProgress: (p: CalibrationProgress) => void) => Promise<unknown>): Promise<number[]> {
-  const times: number[] = [];
-  let last = performance.now();
+export async function calibrationMsPerSample(run: (onProgress: (p: CalibrationProgress) => void) => Promise<unknown>): Promise<number> {
+  const at: number[] = [];
   await run((p) => {
-    if (p.phase !== 'calibrate') return;
-    const now = performance.now();
-    times.push(now - last);
-    last = now;
+    if (p.phase === 'calibrate') at.push(performance.now());
   });
-  return times;
+  if (at.length < 4) throw new RangeError(`calibration reported ${at.length} samples; the benchmark needs at least 4`);
+  return (at.at(-1)! - at[2]!) / (at.length - 3);
 }

@@ -13,7 +13,7 @@ import { calibrate } from '../src/runtime/calibrate';
 import { syntheticSource } from '../src/runtime/data';
 import { calibrationTensors, quantizeModel } from '../src/runtime/quantize-model';
 import type { Sample, SampleSource } from '../src/runtime/samples';
-import { calibrationTimes, DATA, inferenceTimes, isChild, mb, median, peakRssBytes, runChild } from './lib';
+import { calibrationMsPerSample, DATA, inferenceTimes, isChild, mb, median, peakRssBytes, runChild } from './lib';
 import { resnet } from './models';
 
 const RESNET = path.join(DATA, 'resnet-ish.onnx');
@@ -39,7 +39,8 @@ export async function calibrationCost(
   includeLoading = false,
   rounds = 1,
   histogramValues = DEFAULT_CONFIG.histogramValues,
-): Promise<{ infer: number; calib: number; inferFast: number; calibFast: number }> {
+  workers?: number,
+): Promise<{ infer: number; calib: number }> {
   const model = OnnxModel.load(RESNET);
   const generated = syntheticSource(model, { count: samples, seed: 3 });
   const cached: Sample[] = [];
@@ -55,34 +56,19 @@ export async function calibrationCost(
         },
       };
   const session = await ort.InferenceSession.create(RESNET, { intraOpNumThreads: 2, logSeverityLevel: 3 });
-  const results: { infer: number; calib: number; inferFast: number; calibFast: number }[] = [];
+  const results: { infer: number; calib: number }[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
       const times = await inferenceTimes(session, cached);
-      const perSample = await calibrationTimes((onProgress) => calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), source, { method, threads: 2, histogramValues, onProgress }));
+      const perSample = await calibrationMsPerSample((onProgress) => calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), source, { method, threads: 2, histogramValues, workers, onProgress }));
       // The first samples warm up both; compare steady state.
-      results.push({
-        infer: median(times.slice(2)) / 1000,
-        calib: median(perSample.slice(2)) / 1000,
-        inferFast: lowerQuartile(times.slice(2)) / 1000,
-        calibFast: lowerQuartile(perSample.slice(2)) / 1000,
-      });
+      results.push({ infer: median(times.slice(2)) / 1000, calib: perSample / 1000 });
     }
   } finally {
     await session.release();
   }
   results.sort((a, b) => a.calib / a.infer - b.calib / b.infer);
   return results[(results.length - 1) >> 1]!;
-}
-
-/**
- * The 25th percentile, printed beside the medians: with other jobs on the 2 cores, onnxruntime's
- * two threads lose whole 4 ms scheduler slices at random and medians of single runs swing by 2× or
- * more; the fast quartile is what a sample costs when nothing pre-empts it.
- */
-function lowerQuartile(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor((s.length - 1) / 4)]!;
 }
 
 async function childMain(mode: string, arg: string): Promise<void> {
@@ -101,10 +87,11 @@ export async function benchQuantize(): Promise<string[]> {
 
   for (const method of ['minmax', 'mse', 'entropy', 'percentile'] as const) {
     const c = await calibrationCost(method, 48, false, 5);
+    const one = await calibrationCost(method, 48, false, 5, undefined, 1);
     const l = await calibrationCost(method, 48, true);
     lines.push(
-      `  calibration (${method}) per sample: ${(c.calib * 1000).toFixed(1)} ms vs one float inference ${(c.infer * 1000).toFixed(1)} ms = ${(c.calib / c.infer).toFixed(2)}× (medians, median of 5 rounds; target ≤ 1.3×); ` +
-        `fast quartiles ${(c.calibFast / c.inferFast).toFixed(2)}×; with synthetic-sample generation in the loop ${(l.calib / l.infer).toFixed(2)}×`,
+      `  calibration (${method}) per sample: ${(c.calib * 1000).toFixed(1)} ms vs one float inference ${(c.infer * 1000).toFixed(1)} ms = ${(c.calib / c.infer).toFixed(2)}× (median of 5 rounds; target ≤ 1.3×); ` +
+        `one session on the calling thread (before): ${(one.calib / one.infer).toFixed(2)}×; with synthetic-sample generation in the loop ${(l.calib / l.infer).toFixed(2)}×`,
     );
   }
   // The histogram methods bin a strided subset of each large activation by default; every value, for comparison.

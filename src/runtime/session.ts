@@ -66,7 +66,8 @@ export function sourceName(model: ModelSource): string {
   return '<memory>';
 }
 
-function hasExternalData(proto: ModelProto): boolean {
+/** True when some tensor of the model (any graph) keeps its data in an external file. */
+export function hasExternalData(proto: ModelProto): boolean {
   if (!proto.graph) return false;
   for (const g of walkGraphs(proto.graph)) {
     if (g.initializer.some(isExternal)) return true;

@@ -13,7 +13,8 @@ import { DataType } from '../../src/onnx/dtypes';
 import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
 import { HistogramObserver, percentileRange } from '../../src/quant';
-import { calibrate, chooseRange, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
+import { calibrate, calibrationWorkers, chooseRange, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
+import { liveSessionWorkerCount, WorkerSessions } from '../../src/runtime/worker-sessions';
 import type { Sample, SampleSource } from '../../src/runtime/samples';
 import { floatTensor, REAL_MODELS, realModelFeeds, tempDir } from '../helpers/ort';
 
@@ -298,6 +299,97 @@ describe('calibrate: cancellation', () => {
       calibrate(model, ['h'], sourceOf(matmulSamples(2)), { method: 'minmax', signal: AbortSignal.abort() }),
       { name: 'AbortError' },
     );
+  });
+});
+
+describe('calibrate: samples in worker threads', () => {
+  const cls = OnnxModel.load(REAL_MODELS.ocrCls);
+  const convs = cls.graph.proto.node.filter((n) => n.opType === 'Conv').map((n) => n.output[0]!);
+  const base = realModelFeeds('ocrCls').x;
+  const clsSamples = Array.from({ length: 7 }, (_, k) => ({ x: floatTensor(base.dims as number[], (i) => (base.data as Float32Array)[i]! * (1 + 0.2 * k) - 0.03 * k) }));
+
+  /** Everything calibration reports per tensor, histograms included. */
+  function summary(r: CalibrationResult) {
+    return [...r.tensors].map(([name, s]) => ({ name, min: s.min, max: s.max, nonFinite: s.nonFinite, samples: s.samples, counts: s.histogram ? [...s.histogram.counts] : undefined, lo: s.histogram?.lo, hi: s.histogram?.hi }));
+  }
+
+  for (const [method, histogramValues] of [['minmax', undefined], ['mse', 4096], ['entropy', 0]] as const) {
+    it(`${method}${histogramValues !== undefined ? `, histogramValues ${histogramValues}` : ''}: two workers give exactly the statistics of one session, reported in sample order`, async () => {
+      const progress: number[] = [];
+      const one = await calibrate(cls, convs, sourceOf(clsSamples), { method, histogramValues, threads: 2, workers: 1, bins: 512 });
+      const two = await calibrate(cls, convs, sourceOf(clsSamples), { method, histogramValues, threads: 2, workers: 2, bins: 512, onProgress: (p) => p.phase === 'calibrate' && progress.push(p.done) });
+      assert.deepEqual(progress, [1, 2, 3, 4, 5, 6, 7]);
+      assert.equal(two.samples, 7);
+      assert.deepEqual(two.unobserved, one.unobserved);
+      assert.equal(two.tensors.size, convs.length);
+      assert.deepEqual(summary(two), summary(one));
+      assert.equal(liveSessionWorkerCount(), 0, 'the workers are gone when calibrate returns');
+    });
+  }
+
+  it('minmax with NaN / ±Inf in a sample: the fallback path gives the reference counts with workers too', async () => {
+    const model = OnnxModel.fromProto(buildMatMulModel(), 'matmul.onnx');
+    const bad = xValues(1);
+    bad[0] = NaN;
+    bad[5] = Infinity;
+    const set = [...matmulSamples(3), { x: new ort.Tensor('float32', bad, [2, 4]) }, ...matmulSamples(2)];
+    const r = await calibrate(model, ['x', 'h'], sourceOf(set), { method: 'minmax', threads: 2, workers: 2 });
+    const h = reference(set.flatMap((s) => hValues(s.x.data as Float32Array)));
+    assert.deepEqual(stats(r, 'h').nonFinite, h.nonFinite);
+    assert.deepEqual([stats(r, 'h').min, stats(r, 'h').max], [h.min, h.max]);
+  });
+
+  it('a sample onnxruntime cannot run fails with the model and sample named, and no worker is left', async () => {
+    const model = OnnxModel.fromProto(buildMatMulModel(), 'matmul.onnx');
+    const set = [...matmulSamples(4), { x: new ort.Tensor('float32', new Float32Array(6), [2, 3]) }, ...matmulSamples(3)];
+    for (const method of ['minmax', 'mse'] as const) {
+      await assert.rejects(calibrate(model, ['h'], sourceOf(set), { method, threads: 2, workers: 2 }), (err: Error) => {
+        assert.equal(err.name, 'ModelRunError');
+        assert.match(err.message, /^matmul\.onnx: onnxruntime failed to run the model on calibration sample 5: /);
+        return true;
+      });
+      assert.equal(liveSessionWorkerCount(), 0);
+    }
+  });
+
+  it('cancel mid-run: AbortError, no worker left, and the next calibration works', async () => {
+    const controller = new AbortController();
+    let last = 0;
+    const run = calibrate(cls, convs, sourceOf([...clsSamples, ...clsSamples]), {
+      method: 'mse',
+      histogramValues: 4096,
+      threads: 2,
+      workers: 2,
+      signal: controller.signal,
+      onProgress: (p) => {
+        if (p.phase !== 'calibrate') return;
+        last = p.done;
+        if (p.done === 3) controller.abort();
+      },
+    });
+    await assert.rejects(run, { name: 'AbortError' });
+    assert.ok(last >= 3 && last < 14, `stopped after ${last} samples`);
+    assert.equal(liveSessionWorkerCount(), 0);
+    const again = await calibrate(cls, convs.slice(0, 3), sourceOf(clsSamples.slice(0, 3)), { method: 'minmax', threads: 2, workers: 2 });
+    assert.equal(again.samples, 3);
+  });
+
+  it('worker sessions: a model onnxruntime refuses is a ModelLoadError naming it, and no worker is left', async () => {
+    await assert.rejects(WorkerSessions.create(new Uint8Array([8, 1, 18, 3, 1, 2]), { workers: 2, threadsPerWorker: 1, name: 'broken.onnx' }), (err: Error) => {
+      assert.equal(err.name, 'ModelLoadError');
+      assert.match(err.message, /^broken\.onnx: onnxruntime cannot load the model: /);
+      return true;
+    });
+    assert.equal(liveSessionWorkerCount(), 0);
+  });
+
+  it('calibrationWorkers: one per thread up to 4 and the sample count; one for models over 256 MB', () => {
+    assert.equal(calibrationWorkers(2, 10e6, 64), 2);
+    assert.equal(calibrationWorkers(16, 10e6, 64), 4);
+    assert.equal(calibrationWorkers(16, 10e6, 3), 3);
+    assert.equal(calibrationWorkers(1, 10e6, 64), 1);
+    assert.equal(calibrationWorkers(8, 300 * 2 ** 20, 64), 1);
+    assert.equal(calibrationWorkers(8, 10e6, 0), 1);
   });
 });
 
