@@ -13,6 +13,7 @@ import { DataType } from '../../src/onnx/dtypes';
 import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
 import { HistogramObserver, percentileRange } from '../../src/quant';
+import { float32ToFp16Bits, fp16BitsToNumber } from '../../src/quant/fp16';
 import { calibrate, calibrationWorkers, chooseRange, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
 import { liveSessionWorkerCount, WorkerSessions } from '../../src/runtime/worker-sessions';
 import type { Sample, SampleSource } from '../../src/runtime/samples';
@@ -171,6 +172,34 @@ describe('calibrate: builder model with exact references', () => {
       assert.equal(stats(r, 'm').histogram!.total, 5);
     });
   }
+
+  it('histogramValues with float16 and float32 tensors side by side: each gets its own subset and exact extremes', async () => {
+    // x [1, 1000] → Relu → h (float32); Cast → h16 (float16) → Neg → n16; each sampled at 100 (step 10).
+    const b = new ModelBuilder({ opset: 17 });
+    b.input('x', DataType.FLOAT, [1, 1000]);
+    b.node('Relu', ['x'], {}, { outputs: ['h'], name: 'relu' });
+    b.node('Cast', ['h'], { to: DataType.FLOAT16 }, { outputs: ['h16'], name: 'cast' });
+    b.node('Neg', ['h16'], {}, { outputs: ['n16'], name: 'neg' });
+    b.output('n16', DataType.FLOAT16, [1, 1000]);
+    const model = OnnxModel.fromProto(b.build(), 'fp16.onnx');
+    const xs = Array.from({ length: 4 }, (_, k) => Float32Array.from({ length: 1000 }, (_, i) => Math.cos(i * 0.21 + k) * (2 + ((i * 11 + k) % 5))));
+    const r = await calibrate(model, ['h', 'h16', 'n16'], sourceOf(xs.map((x) => ({ x: new ort.Tensor('float32', x, [1, 1000]) }))), { method: 'mse', threads: 1, histogramValues: 100 });
+    const toHalf = (v: number) => fp16BitsToNumber(float32ToFp16Bits(v));
+    const refs = { h: (v: number) => Math.max(0, v), h16: (v: number) => toHalf(Math.max(0, v)), n16: (v: number) => -toHalf(Math.max(0, v)) };
+    for (const [name, f] of Object.entries(refs)) {
+      const ref = new HistogramObserver();
+      for (const [k, x] of xs.entries()) {
+        const vals = Array.from(x, f);
+        ref.extendRange(Math.min(...vals), Math.max(...vals));
+        ref.update(Float32Array.from(vals.filter((_, i) => i % 10 === (7919 * k) % 10)));
+      }
+      const st = stats(r, name);
+      const h = ref.histogram();
+      assert.deepEqual([st.min, st.max], [h.min, h.max], `${name}: exact extremes`);
+      assert.equal(st.histogram!.total, 400, `${name}: 100 values per sample`);
+      assert.deepEqual([...st.histogram!.counts], [...h.counts], name);
+    }
+  });
 
   it('minmax: tensors of rank 4, 2 and 0 (reductions grouped by rank) give the histogram path\'s ranges and counts, NaN / ±Inf included', async () => {
     // x [1, 2, 2, 2] → Relu → r4; Reshape → r2 [2, 4]; ReduceMean → m (a scalar); Add → z [2, 4].
