@@ -15,6 +15,7 @@ import { tensorToFloat32 } from '../onnx/tensor-data';
 import { is16BitActivation, nodeSettings, QuantConfig, WIDER_ACTIVATION } from '../quant/config';
 import { convertFp16 } from '../quant/graph/fp16';
 import { foldBatchNorm } from '../quant/graph/fold-batchnorm';
+import { describeFloatKernels, floatKernels, type FloatKernel } from '../quant/graph/float-kernels';
 import { quantizeDynamic } from '../quant/graph/dynamic';
 import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
 import { clipLowerBound, quantizeStaticQdq, RangeChooser, StaticQdqResult } from '../quant/graph/qdq';
@@ -77,6 +78,8 @@ export interface QuantizeReport {
   quantizedNodes: number;
   quantized: TransformedNode[];
   skippedNodes: SkippedNode[];
+  /** Quantized Conv/MatMul/Gemm that onnxruntime runs in float (outputs read unquantized; static mode). */
+  floatKernels: FloatKernel[];
   preprocessing: string[];
   /** Post-training refinements that ran (cross-layer equalization, SmoothQuant, learned rounding, bias correction), in order. */
   refinements: RefinementReport[];
@@ -412,6 +415,13 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       onProgress: (p) => onProgress?.({ phase: 'evaluate', done: p.done, total: p.total }),
     });
     if (options.eval.synthetic) warnings.push('EVALUATED ON SYNTHETIC DATA: the accuracy figures compare outputs on random inputs');
+    // Q/DQ nodes onnxruntime cannot fuse into integer kernels: size without speed, said where it matters.
+    const float = config.mode === 'static' ? floatKernels(transformed.model) : { kernels: [], quantizedCompute: 0 };
+    const floatLine = describeFloatKernels(float.kernels, float.quantizedCompute);
+    const lat = cmp.latencyMs;
+    if (lat && lat.quantized > lat.float) {
+      warnings.push(`the quantized model ran slower than the float one (${lat.quantized.toFixed(2)} ms vs ${lat.float.toFixed(2)} ms median)${floatLine ? `: ${floatLine}` : ''}`);
+    } else if (floatLine && float.kernels.length * 2 > float.quantizedCompute) warnings.push(floatLine);
     if (accuracy) accuracy.recipe = writeLoopRecipe(options.output, options.input, config, finalConfig, accuracy);
 
     return {
@@ -423,6 +433,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       quantizedNodes: transformed.quantized.length,
       quantized: transformed.quantized,
       skippedNodes: transformed.skipped,
+      floatKernels: float.kernels,
       preprocessing,
       refinements,
       calibration,

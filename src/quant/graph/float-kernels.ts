@@ -1,0 +1,72 @@
+/**
+ * Which quantized compute nodes of a Q/DQ model onnxruntime will still run in float. Its QDQ
+ * fusions turn DequantizeLinear → Conv/MatMul/Gemm → QuantizeLinear into one integer kernel
+ * (QLinearConv, QLinearMatMul, …); a node whose output is not quantized — it feeds ops with no
+ * integer kernel, such as the Mul/Add/HardSigmoid of a HardSwish, and is kept in float for their
+ * accuracy — runs as a float kernel on dequantized inputs. Its int8 weights save size, not time,
+ * and each DequantizeLinear before it costs a pass. On PP-OCRv4's detector that is 36 of 64 convs,
+ * and the int8 model ran slower than the float one: the report says so, with the readers to blame.
+ */
+import type { GraphProto, ModelProto, NodeProto } from '../../onnx/proto';
+
+export interface FloatKernel {
+  name: string;
+  opType: string;
+  /** Op types of the nodes that read its output in float. */
+  readers: string[];
+}
+
+const COMPUTE = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
+/** Activations onnxruntime removes or folds into the integer kernel when a QuantizeLinear follows. */
+const FOLDED_ACTIVATIONS = new Set(['Relu', 'Clip']);
+
+function isDq(n: NodeProto | undefined): boolean {
+  return n?.opType === 'DequantizeLinear';
+}
+
+/**
+ * Quantized Conv/ConvTranspose/MatMul/Gemm of the main graph (activation and weight both come from
+ * DequantizeLinear) whose output is read unquantized, and how many quantized ones there are.
+ */
+export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quantizedCompute: number } {
+  const g: GraphProto | undefined = model.graph;
+  if (!g) return { kernels: [], quantizedCompute: 0 };
+  const producer = new Map<string, NodeProto>();
+  const readers = new Map<string, NodeProto[]>();
+  for (const n of g.node) {
+    for (const o of n.output) if (o) producer.set(o, n);
+    for (const i of n.input) if (i) readers.set(i, [...(readers.get(i) ?? []), n]);
+  }
+  const graphOutputs = new Set(g.output.map((o) => o.name));
+  /** True when every reader of `tensor` quantizes it (through a folded activation too). */
+  const quantizedOutput = (tensor: string): boolean => {
+    const rs = readers.get(tensor) ?? [];
+    if (!rs.length || graphOutputs.has(tensor)) return false;
+    return rs.every((r) => r.opType === 'QuantizeLinear' || (FOLDED_ACTIVATIONS.has(r.opType) && quantizedOutput(r.output[0] ?? '')));
+  };
+  const out: FloatKernel[] = [];
+  let quantizedCompute = 0;
+  for (const n of g.node) {
+    if (!COMPUTE.has(n.opType) || !n.domain.match(/^(ai\.onnx)?$/)) continue;
+    if (!isDq(producer.get(n.input[0] ?? '')) || !isDq(producer.get(n.input[1] ?? ''))) continue;
+    quantizedCompute++;
+    const output = n.output[0] ?? '';
+    if (quantizedOutput(output)) continue;
+    const floatReaders = (readers.get(output) ?? []).filter((r) => r.opType !== 'QuantizeLinear').map((r) => r.opType);
+    out.push({ name: n.name, opType: n.opType, readers: graphOutputs.has(output) ? [...floatReaders, 'graph output'] : floatReaders });
+  }
+  return { kernels: out, quantizedCompute };
+}
+
+/** One line for the report: how many, which readers, an example. Undefined when there are none. */
+export function describeFloatKernels(kernels: readonly FloatKernel[], quantizedCompute: number): string | undefined {
+  if (!kernels.length) return undefined;
+  const byReader = new Map<string, number>();
+  for (const k of kernels) for (const r of new Set(k.readers)) byReader.set(r, (byReader.get(r) ?? 0) + 1);
+  const readers = [...byReader].sort((a, b) => b[1] - a[1]).map(([r, c]) => `${r} ×${c}`).join(', ');
+  const examples = kernels.slice(0, 3).map((k) => `"${k.name}"`).join(', ');
+  return (
+    `${kernels.length} of ${quantizedCompute} quantized Conv/MatMul/Gemm node(s) will run in float in onnxruntime: their outputs feed ops without integer kernels (${readers}), ` +
+    `so their int8 weights save size, not time (e.g. ${examples}${kernels.length > 3 ? ', …' : ''})`
+  );
+}

@@ -1,0 +1,78 @@
+/**
+ * Quantized convs that onnxruntime still runs in float: found statically on the Q/DQ model, and
+ * checked against onnxruntime's own profile of that model (which kernels it actually ran).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { ModelBuilder } from '../../src/onnx/builder';
+import { DataType } from '../../src/onnx/dtypes';
+import { OnnxModel } from '../../src/onnx/model';
+import { saveModel } from '../../src/onnx/save';
+import { DEFAULT_CONFIG } from '../../src/quant/config';
+import { describeFloatKernels, floatKernels } from '../../src/quant/graph/float-kernels';
+import { syntheticSource } from '../../src/runtime/data/synthetic';
+import { quantizeModel } from '../../src/runtime/quantize-model';
+import { tempDir } from '../helpers/ort';
+
+/** Kernel op names onnxruntime ran per node, from its profile of a few runs. */
+async function kernelsRun(file: string, dir: string): Promise<Map<string, string>> {
+  const s = await ort.InferenceSession.create(file, { intraOpNumThreads: 1, logSeverityLevel: 3, enableProfiling: true, profileFilePrefix: path.join(dir, 'profile') });
+  await s.run({ x: new ort.Tensor('float32', new Float32Array(4 * 12 * 12).map((_, i) => Math.sin(i)), [1, 4, 12, 12]) });
+  await s.release();
+  const prof = fs.readdirSync(dir).find((f) => f.startsWith('profile'))!;
+  const events = JSON.parse(fs.readFileSync(path.join(dir, prof), 'utf8')) as { cat: string; name: string; args?: { op_name?: string } }[];
+  const ran = new Map<string, string>();
+  for (const e of events) if (e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.args?.op_name) ran.set(e.name.replace(/_kernel_time$/, ''), e.args.op_name);
+  return ran;
+}
+
+describe('float kernels', () => {
+  it('a conv whose output feeds HardSigmoid, or the graph output, is reported; one whose output is quantized is not — as onnxruntime runs them', async () => {
+    const tmp = tempDir();
+    try {
+      // conv0 → Relu → conv1 → x·HardSigmoid(x) (HardSwish) → conv2 → y
+      const b = new ModelBuilder({ opset: 13, seed: 3 });
+      const x = b.input('x', DataType.FLOAT, [1, 4, 12, 12]);
+      const h0 = b.relu(b.conv(x, 4, 4, 3, { name: 'conv0' }));
+      const h1 = b.conv(h0, 4, 4, 3, { name: 'conv1' });
+      const hs = b.node('Mul', [h1, b.node('HardSigmoid', [h1], { alpha: 1 / 6, beta: 0.5 }, { name: 'hsig' })], {}, { name: 'hswish' });
+      b.output(b.conv(hs, 4, 4, 3, { name: 'conv2' }), DataType.FLOAT, [1, 4, 12, 12]);
+      const file = path.join(tmp.dir, 'hswish.onnx');
+      saveModel(b.build(), file);
+      const m = OnnxModel.load(file);
+      const calib = syntheticSource(m, { count: 8, seed: 1 });
+      const evalSource = syntheticSource(m, { count: 2, seed: 2 });
+      m.close();
+      const out = path.join(tmp.dir, 'q.onnx');
+      const r = await quantizeModel({ input: file, output: out, config: { ...DEFAULT_CONFIG }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+
+      assert.deepEqual(
+        r.floatKernels.map((k) => [k.name, [...k.readers].sort()]),
+        [
+          // Mul has an integer kernel: conv1's output is quantized for it, but HardSigmoid reads it in float.
+          ['conv1', ['HardSigmoid']],
+          ['conv2', ['graph output']],
+        ],
+      );
+      assert.ok(r.warnings.some((w) => /^2 of 3 quantized Conv\/MatMul\/Gemm node\(s\) will run in float in onnxruntime: their outputs feed ops without integer kernels \(HardSigmoid ×1, graph output ×1\)/.test(w)), r.warnings.join('\n'));
+
+      // The independent reference: what onnxruntime actually ran.
+      const ran = await kernelsRun(out, tmp.dir);
+      const kernelOf = (node: string) => [...ran].find(([n]) => n === node || n.startsWith(`${node}_`))?.[1];
+      assert.equal(kernelOf('conv0'), 'QLinearConv', JSON.stringify([...ran]));
+      for (const node of ['conv1', 'conv2']) assert.match(kernelOf(node) ?? '', /^(Fused)?Conv$/, `${node}: ${JSON.stringify([...ran])}`);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it('describeFloatKernels: nothing to say without float kernels; counts readers once per node', () => {
+    assert.equal(describeFloatKernels([], 10), undefined);
+    const line = describeFloatKernels([{ name: 'a', opType: 'Conv', readers: ['Mul', 'Mul', 'Add'] }, { name: 'b', opType: 'MatMul', readers: ['Mul'] }], 5)!;
+    assert.match(line, /^2 of 5 quantized .*\(Mul ×2, Add ×1\).*\(e\.g\. "a", "b"\)$/);
+    assert.deepEqual(floatKernels({ ...new ModelBuilder({ opset: 13 }).build(), graph: undefined }), { kernels: [], quantizedCompute: 0 });
+  });
+});
