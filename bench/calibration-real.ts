@@ -76,7 +76,7 @@ export async function benchCalibrationReal(args: string[]): Promise<string[]> {
     const i = args.indexOf(name);
     return i >= 0 ? Number(args[i + 1]) : dflt;
   };
-  const samples = opt('--samples', 12);
+  const samples = opt('--samples', 24);
   const rounds = opt('--rounds', 3);
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'onnx-quant-calib-bench-'));
   const lines = ['Calibration cost per sample on the real models (2 threads; target ≤ 1.3×):'];

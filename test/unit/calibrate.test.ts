@@ -412,13 +412,15 @@ describe('calibrate: samples in worker threads', () => {
     assert.equal(liveSessionWorkerCount(), 0);
   });
 
-  it('calibrationWorkers: one per thread up to 4 and the sample count; one for models over 256 MB', () => {
-    assert.equal(calibrationWorkers(2, 10e6, 64), 2);
-    assert.equal(calibrationWorkers(16, 10e6, 64), 4);
-    assert.equal(calibrationWorkers(16, 10e6, 3), 3);
-    assert.equal(calibrationWorkers(1, 10e6, 64), 1);
-    assert.equal(calibrationWorkers(8, 300 * 2 ** 20, 64), 1);
-    assert.equal(calibrationWorkers(8, 10e6, 0), 1);
+  it('calibrationWorkers: one per thread up to 4; one for few samples, models over 256 MB or little free memory', () => {
+    const GB = 2 ** 30;
+    assert.equal(calibrationWorkers(2, 10e6, 64, 16 * GB), 2);
+    assert.equal(calibrationWorkers(16, 10e6, 64, 16 * GB), 4);
+    assert.equal(calibrationWorkers(1, 10e6, 64, 16 * GB), 1);
+    assert.equal(calibrationWorkers(8, 10e6, 15, 16 * GB), 1, 'too few samples to repay the start');
+    assert.equal(calibrationWorkers(8, 300 * 2 ** 20, 64, 16 * GB), 1, 'too large to copy');
+    assert.equal(calibrationWorkers(8, 10e6, 64, 2.5 * GB), 2, 'free memory for two sessions');
+    assert.equal(calibrationWorkers(8, 10e6, 64, 0.5 * GB), 1);
   });
 });
 
@@ -480,9 +482,10 @@ describe('calibrate: published models', () => {
       },
     });
     // The histogram path moves every activation (~13 MB a sample) into JS: the one that could grow.
-    await calibrate(model, names, repeat(2), { method: 'entropy', bins: 256 }); // warm-up: code, arenas
-    const r8 = await calibrate(model, names, repeat(8), { method: 'entropy', bins: 256 });
-    const r32 = await calibrate(model, names, repeat(32), { method: 'entropy', bins: 256 });
+    // Two workers throughout (the default from 16 samples on), so the runs differ only in sample count.
+    await calibrate(model, names, repeat(2), { method: 'entropy', bins: 256, workers: 2 }); // warm-up: code, arenas
+    const r8 = await calibrate(model, names, repeat(8), { method: 'entropy', bins: 256, workers: 2 });
+    const r32 = await calibrate(model, names, repeat(32), { method: 'entropy', bins: 256, workers: 2 });
     assert.equal(r32.samples, 32);
     const growth = r32.peakRssBytes - r8.peakRssBytes;
     // Keeping activations, as the Python tool does, would add 24 × 13 MB ≈ 300 MB here.
