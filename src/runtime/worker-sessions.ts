@@ -117,7 +117,7 @@ function toWire(t: ort.Tensor): WireTensor {
 
 class SessionWorker {
   readonly pending = new Map<number, Pending>();
-  private exited = false;
+  exited = false;
   private readonly exit: Promise<void>;
 
   constructor(
@@ -178,7 +178,10 @@ class SessionWorker {
 export class WorkerSessions {
   private nextId = 0;
 
-  private constructor(private readonly workers: SessionWorker[]) {}
+  private constructor(
+    private readonly workers: SessionWorker[],
+    private readonly name: string,
+  ) {}
 
   get size(): number {
     return this.workers.length;
@@ -195,7 +198,7 @@ export class WorkerSessions {
     if (o.externalDataDir) options.extra = { session: { model_external_initializers_file_folder_path: o.externalDataDir } };
     const workerData = { ortPath: require.resolve('onnxruntime-node'), bytes, options };
     const workers = Array.from({ length: Math.max(1, o.workers) }, () => new SessionWorker(new Worker(WORKER_SOURCE, { eval: true, workerData }), o.name));
-    const pool = new WorkerSessions(workers);
+    const pool = new WorkerSessions(workers, o.name);
     try {
       await Promise.all(workers.map((w) => w.ready()));
     } catch (err) {
@@ -207,8 +210,11 @@ export class WorkerSessions {
 
   /** One run; onnxruntime's failures become ModelRunError naming the model and `context`. */
   run(feeds: Record<string, ort.Tensor>, fetches: readonly string[], context = ''): Promise<Record<string, ort.Tensor>> {
-    let w = this.workers[0]!;
-    for (const x of this.workers) if (x.pending.size < w.pending.size) w = x;
+    const live = this.workers.filter((x) => !x.exited);
+    // A message to a worker that has exited would never be answered.
+    if (!live.length) return Promise.reject(new ModelRunError(this.name, 'every session worker has stopped', context));
+    let w = live[0]!;
+    for (const x of live) if (x.pending.size < w.pending.size) w = x;
     const id = this.nextId++;
     const wire = Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, toWire(t)]));
     return new Promise((resolve, reject) => {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
+import { encodeModel } from '../../src/onnx/encode';
 import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
 import { HistogramObserver, percentileRange } from '../../src/quant';
@@ -410,6 +411,26 @@ describe('calibrate: samples in worker threads', () => {
       return true;
     });
     assert.equal(liveSessionWorkerCount(), 0);
+  });
+
+  it('worker sessions: runs spread over the workers give what one in-process session gives; after release a run is refused, not left hanging', async () => {
+    const bytes = encodeModel(buildMatMulModel());
+    const pool = await WorkerSessions.create(bytes, { workers: 2, threadsPerWorker: 1, name: 'matmul.onnx' });
+    const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+    try {
+      const feeds = matmulSamples(6);
+      const [viaPool, here] = await Promise.all([Promise.all(feeds.map((f, i) => pool.run(f, ['y', 's'], `sample ${i + 1}`))), Promise.all(feeds.map((f) => session.run(f)))]);
+      for (const [i, r] of viaPool.entries()) {
+        assert.deepEqual([...(r.y!.data as Float32Array)], [...(here[i]!.y!.data as Float32Array)]);
+        assert.deepEqual(r.s!.data, here[i]!.s!.data);
+        assert.equal(r.s!.type, 'int64');
+      }
+    } finally {
+      await pool.release();
+      await session.release();
+    }
+    assert.equal(liveSessionWorkerCount(), 0);
+    await assert.rejects(pool.run(matmulSamples(1)[0]!, ['y'], 'sample 1'), { name: 'ModelRunError', message: 'matmul.onnx: onnxruntime failed to run the model on sample 1: every session worker has stopped' });
   });
 
   it('calibrationWorkers: one per thread up to 4; one for few samples, models over 256 MB or little free memory', () => {
