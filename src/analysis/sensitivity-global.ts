@@ -27,7 +27,6 @@
  * `new Worker(__filename)` would re-run the CLI's entry point in the worker).
  */
 import { Worker } from 'node:worker_threads';
-import type * as ort from 'onnxruntime-node';
 import { encodeModel } from '../onnx/encode';
 import { isExternal } from '../onnx/external-data';
 import type { OnnxModel } from '../onnx/model';
@@ -38,6 +37,7 @@ import { quantizeStaticQdq } from '../quant/graph/qdq';
 import type { FloatRange } from '../quant/types';
 import type { Sample, SampleSource } from '../runtime/samples';
 import { abortError, createSession, defaultThreads, raceAbort, runSession, throwIfAborted } from '../runtime/session';
+import { toWire } from '../runtime/worker-sessions';
 import type { RuntimeLayer } from './sensitivity-local';
 
 export interface GlobalSensitivityOptions {
@@ -80,11 +80,6 @@ export interface GlobalSensitivityResult {
   seconds: number;
 }
 
-interface WireTensor {
-  type: string;
-  data: ArrayBufferView;
-  dims: number[];
-}
 
 type WorkerMessage =
   | { type: 'ready' }
@@ -178,12 +173,6 @@ function stopWorker(w: Worker): Promise<void> {
   });
 }
 
-function wire(t: ort.Tensor): WireTensor {
-  const d = t.data as ArrayBufferView;
-  // A copy: sample tensors may be views of larger buffers (or of a decoded file).
-  const copy = new (d.constructor as new (src: ArrayBufferView) => ArrayBufferView)(d);
-  return { type: t.type, data: copy, dims: [...t.dims] };
-}
 
 function sqnrDb(refSq: number, errSq: number): number {
   if (errSq === 0) return Infinity;
@@ -239,7 +228,7 @@ export async function globalSensitivity(o: GlobalSensitivityOptions): Promise<Gl
   } finally {
     await floatSession.release();
   }
-  const wireSamples = samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, t]) => [k, wire(t)])));
+  const wireSamples = samples.map((s) => Object.fromEntries(Object.entries(s).map(([k, t]) => [k, toWire(t)])));
 
   const layers = o.layers;
   const results = new Map<string, GlobalLayerResult>();

@@ -76,7 +76,8 @@ export function hasExternalData(proto: ModelProto): boolean {
   return false;
 }
 
-function ortOptions(opts: SessionOptions, externalDir: string | undefined): ort.InferenceSession.SessionOptions {
+/** onnxruntime's options for a session with the project's defaults (also what worker-thread sessions get). */
+export function ortOptions(opts: SessionOptions, externalDir: string | undefined): ort.InferenceSession.SessionOptions {
   const threads = opts.threads ?? defaultThreads();
   if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`threads must be a positive integer, got ${threads}`);
   const o: ort.InferenceSession.SessionOptions = {

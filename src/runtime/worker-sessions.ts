@@ -13,10 +13,10 @@
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import type { OptimizationLevel } from './session';
-import { ModelLoadError, ModelRunError } from './session';
+import { ModelLoadError, ModelRunError, ortOptions } from './session';
 
 /** A tensor as it crosses threads. */
-interface WireTensor {
+export interface WireTensor {
   type: ort.Tensor.Type;
   data: ort.Tensor.DataType;
   dims: number[];
@@ -108,8 +108,8 @@ interface Pending {
   context: string;
 }
 
-/** A copy of a feed tensor that owns its buffer: a view would carry its whole underlying buffer across. */
-function toWire(t: ort.Tensor): WireTensor {
+/** A copy of a tensor that owns its buffer: a view would carry its whole underlying buffer across. */
+export function toWire(t: ort.Tensor): WireTensor {
   const d = t.data;
   const data = ArrayBuffer.isView(d) ? (d as unknown as { slice(): ort.Tensor.DataType }).slice() : [...(d as string[])];
   return { type: t.type, data, dims: [...t.dims] };
@@ -183,19 +183,13 @@ export class WorkerSessions {
     private readonly name: string,
   ) {}
 
-  get size(): number {
+  /** Runs that can go at once: one per worker. */
+  get parallel(): number {
     return this.workers.length;
   }
 
   static async create(bytes: Uint8Array, o: WorkerSessionOptions): Promise<WorkerSessions> {
-    const options: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: o.threadsPerWorker,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: o.optimization ?? 'all',
-      logSeverityLevel: 3,
-    };
-    if (o.externalDataDir) options.extra = { session: { model_external_initializers_file_folder_path: o.externalDataDir } };
+    const options = ortOptions({ threads: o.threadsPerWorker, optimization: o.optimization }, o.externalDataDir);
     const workerData = { ortPath: require.resolve('onnxruntime-node'), bytes, options };
     const workers = Array.from({ length: Math.max(1, o.workers) }, () => new SessionWorker(new Worker(WORKER_SOURCE, { eval: true, workerData }), o.name));
     const pool = new WorkerSessions(workers, o.name);
