@@ -333,12 +333,14 @@ type Outputs = Record<string, ort.Tensor>;
 
 /** Runs the model calibration needs: one session here, or one in each of several worker threads. */
 interface ModelRunner {
+  /** Runs that can go at once. */
+  readonly parallel: number;
   run(feeds: Record<string, ort.Tensor>, fetches: readonly string[], context: string): Promise<Outputs>;
   release(): Promise<void>;
 }
 
 function inProcess(session: ort.InferenceSession, file: string): ModelRunner {
-  return { run: (feeds, fetches, context) => runSession(session, feeds, fetches, file, context), release: () => session.release() };
+  return { parallel: 1, run: (feeds, fetches, context) => runSession(session, feeds, fetches, file, context), release: () => session.release() };
 }
 
 /**
@@ -348,6 +350,7 @@ function inProcess(session: ort.InferenceSession, file: string): ModelRunner {
  * sessions it runs.
  */
 interface SampleObserver {
+  readonly runner: ModelRunner;
   run(sample: Sample, index: number): Promise<Outputs>;
   absorb(outputs: Outputs, sample: Sample, index: number): Promise<void>;
   release(): Promise<void>;
@@ -447,7 +450,7 @@ class SampledTensorObserver implements SampleObserver {
   private readonly fetches: string[];
 
   constructor(
-    private readonly runner: ModelRunner,
+    readonly runner: ModelRunner,
     private readonly sampled: ReadonlyMap<string, string>,
     private readonly phase: string,
     private readonly targets: Targets,
@@ -489,7 +492,7 @@ class SampledTensorObserver implements SampleObserver {
 /** Histogram methods (and the minmax fallback): every tensor comes back whole and is scanned in JS. */
 class FullTensorObserver implements SampleObserver {
   constructor(
-    private readonly runner: ModelRunner,
+    readonly runner: ModelRunner,
     private readonly targets: Targets,
   ) {}
 
@@ -530,7 +533,7 @@ class ReducingObserver implements SampleObserver {
   private readonly fetches: string[];
 
   constructor(
-    private readonly runner: ModelRunner,
+    readonly runner: ModelRunner,
     private readonly at: Map<string, ReducedAt[]>,
     /** Float tensors that are not float32 (no reduction kernels for all of them): always fetched whole. */
     private readonly wholeAlways: readonly string[],
@@ -604,9 +607,9 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
   const exposedModel = withExtraOutputs(model.proto, exposed);
   const minmax = options.method === 'minmax';
   const subsets = !minmax && Boolean(options.histogramValues);
-  // For minmax and histogram subsets this session only tells the types and shapes (onnxruntime's
-  // inference) for the session that runs: no need to optimize it.
-  let first: ort.InferenceSession | undefined = await createSession(exposedModel, { ...sessionOptions, optimization: minmax || subsets ? 'disabled' : undefined });
+  // This session only tells the types and shapes (onnxruntime's inference) for the session that
+  // runs: no need to optimize it.
+  let first: ort.InferenceSession | undefined = await createSession(exposedModel, { ...sessionOptions, optimization: 'disabled' });
   let runner: SampleObserver | undefined;
   let peakRss = process.memoryUsage.rss();
   // Reading the RSS costs ~0.4 ms (a /proc read), a fifth of a light CNN's inference: at most every 50 ms.
@@ -634,19 +637,15 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
 
     // The model that runs: several samples at once in worker threads when that pays (see below).
     const threads = options.threads ?? defaultThreads();
-    let depth = 1;
     const runnerFor = async (proto: ModelProto): Promise<ModelRunner> => {
       const bytes = encodeModel(proto);
       // External weights would be loaded once per worker: their size is not in `bytes`.
       const workers = options.workers ?? (hasExternalData(proto) ? 1 : calibrationWorkers(threads, bytes.length, source.count));
       if (workers <= 1) return inProcess(await createSession(bytes, sessionOptions), model.file);
-      // Two runs queued per worker: a worker finishing one starts the next while this thread takes in results.
-      depth = 2 * workers;
       return WorkerSessions.create(bytes, { workers, threadsPerWorker: Math.max(1, Math.floor(threads / workers)), name: model.file, externalDataDir: model.dir });
     };
     if (!minmax) {
       const sampled = subsets ? withSampledOutputs(model.proto, outputShapes(first, targets), options.histogramValues!) : undefined;
-      // The metadata session was not optimized (minmax, subsets), or it runs in-process no more.
       await first.release();
       first = undefined;
       runner = sampled ? new SampledTensorObserver(await runnerFor(sampled.model), sampled.sampled, sampled.phase, targets) : new FullTensorObserver(await runnerFor(exposedModel), targets);
@@ -663,8 +662,10 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
       runner = new ReducingObserver(await runnerFor(reducing), at, wholeAlways, makeFull, targets);
     }
 
-    // Up to `depth` samples in flight; the observers take them in sample order.
+    // Samples in flight: two per worker (a worker finishing one starts the next while this thread
+    // takes in results), one on this thread; the observers take them in sample order.
     const observer = runner;
+    const depth = observer.runner.parallel > 1 ? 2 * observer.runner.parallel : 1;
     const running: { outputs: Promise<Outputs>; sample: Sample; index: number }[] = [];
     const absorbOldest = async () => {
       const r = running.shift()!;
