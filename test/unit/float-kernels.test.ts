@@ -9,13 +9,10 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
-import { OnnxModel } from '../../src/onnx/model';
-import { saveModel } from '../../src/onnx/save';
 import { DEFAULT_CONFIG } from '../../src/quant/config';
 import { describeFloatKernels, floatKernels } from '../../src/quant/graph/float-kernels';
-import { syntheticSource } from '../../src/runtime/data/synthetic';
-import { quantizeModel } from '../../src/runtime/quantize-model';
 import { tempDir } from '../helpers/ort';
+import { quantizeBuilt } from '../helpers/quantize';
 
 /** Kernel op names onnxruntime ran per node, from its profile of a few runs. */
 async function kernelsRun(file: string, dir: string): Promise<Map<string, string>> {
@@ -40,14 +37,7 @@ describe('float kernels', () => {
       const h1 = b.conv(h0, 4, 4, 3, { name: 'conv1' });
       const hs = b.node('Mul', [h1, b.node('HardSigmoid', [h1], { alpha: 1 / 6, beta: 0.5 }, { name: 'hsig' })], {}, { name: 'hswish' });
       b.output(b.conv(hs, 4, 4, 3, { name: 'conv2' }), DataType.FLOAT, [1, 4, 12, 12]);
-      const file = path.join(tmp.dir, 'hswish.onnx');
-      saveModel(b.build(), file);
-      const m = OnnxModel.load(file);
-      const calib = syntheticSource(m, { count: 8, seed: 1 });
-      const evalSource = syntheticSource(m, { count: 2, seed: 2 });
-      m.close();
-      const out = path.join(tmp.dir, 'q.onnx');
-      const r = await quantizeModel({ input: file, output: out, config: { ...DEFAULT_CONFIG }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+      const { report: r, output: out } = await quantizeBuilt(b.build(), tmp.dir, 'hswish', { ...DEFAULT_CONFIG });
 
       assert.deepEqual(
         r.floatKernels.map((k) => [k.name, [...k.readers].sort()]),

@@ -4,20 +4,16 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { encodeModel } from '../../src/onnx/encode';
-import { OnnxModel } from '../../src/onnx/model';
-import { saveModel } from '../../src/onnx/save';
 import { tensorToFloat32 } from '../../src/onnx/tensor-data';
 import { DEFAULT_CONFIG } from '../../src/quant/config';
 import { quantizeStaticQdq } from '../../src/quant/graph/qdq';
 import { preserveKernelSums, quantizeTensor, roundHalfToEven } from '../../src/quant/quantize';
-import { syntheticSource } from '../../src/runtime/data/synthetic';
-import { quantizeModel } from '../../src/runtime/quantize-model';
 import { runModel, tempDir } from '../helpers/ort';
+import { quantizeBuilt } from '../helpers/quantize';
 
 const int8 = (xs: number[]) => Int8Array.from(xs);
 
@@ -119,13 +115,7 @@ describe('kernel sums with learned rounding, end to end', () => {
       let x = b.input('x', DataType.FLOAT, [1, 4, 12, 12]);
       for (let i = 0; i < 3; i++) x = b.relu(b.conv(x, 4, 4, 3, { name: `conv${i}` }));
       b.output(x, DataType.FLOAT, [1, 4, 12, 12]);
-      const file = path.join(tmp.dir, 'chain.onnx');
-      saveModel(b.build(), file);
-      const m = OnnxModel.load(file);
-      const calib = syntheticSource(m, { count: 8, seed: 1 });
-      const evalSource = syntheticSource(m, { count: 2, seed: 2 });
-      m.close();
-      const r = await quantizeModel({ input: file, output: path.join(tmp.dir, 'q.onnx'), config: { ...DEFAULT_CONFIG, kernelSumRounding: true }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+      const { report: r } = await quantizeBuilt(b.build(), tmp.dir, 'chain', { ...DEFAULT_CONFIG, kernelSumRounding: true });
       const ar = r.refinements.find((f) => f.name === 'learned rounding')!;
       assert.match(ar.summary, /re-rounded/);
       assert.doesNotMatch(ar.summary, /would not store/);
