@@ -8,6 +8,7 @@
  * and the int8 model ran slower than the float one: the report says so, with the readers to blame.
  */
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/proto';
+import { isDefaultDomain } from './edit';
 
 export interface FloatKernel {
   name: string;
@@ -47,7 +48,7 @@ export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quant
   const out: FloatKernel[] = [];
   let quantizedCompute = 0;
   for (const n of g.node) {
-    if (!COMPUTE.has(n.opType) || !n.domain.match(/^(ai\.onnx)?$/)) continue;
+    if (!COMPUTE.has(n.opType) || !isDefaultDomain(n)) continue;
     if (!isDq(producer.get(n.input[0] ?? '')) || !isDq(producer.get(n.input[1] ?? ''))) continue;
     quantizedCompute++;
     const output = n.output[0] ?? '';
