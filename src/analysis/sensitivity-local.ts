@@ -187,7 +187,9 @@ export function buildLocalModel(
   proto.graph = g;
 
   const readWeight = floatReader(model);
-  const staticConfig: QuantConfig = { ...config, mode: 'static', exclude: int4Nodes, nodes };
+  // Every copy's output is a graph output: with 'integer-kernels' a conv there would read its
+  // input unquantized, and local sensitivity is the error of the layer's weights and input.
+  const staticConfig: QuantConfig = { ...config, mode: 'static', exclude: int4Nodes, nodes, activationQdq: 'every-layer' };
   const qdq = quantizeStaticQdq(proto, { config: staticConfig, ranges: localRanges, readWeight, domain: '' });
   const dropped = new Set<string>();
   const variantNodes = new Set(staticNodes);

@@ -68,6 +68,7 @@ export const QUANTIZE_OPTIONS = {
   'adaround-seconds': { type: 'string' },
   'kernel-sums': { type: 'boolean' },
   'no-kernel-sums': { type: 'boolean' },
+  'activation-qdq': { type: 'string' },
   ...DATA_OPTIONS,
   threads: { type: 'string' },
   'latency-runs': { type: 'string' },
@@ -102,6 +103,9 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --adaround | --no-adaround  --adaround-seconds S (default 60)  learned weight rounding per layer (static, on by default)
       --dw-equalization | --no-dw-equalization      equalize depthwise conv input channels (static, on by default)
       --kernel-sums | --no-kernel-sums              Conv weights keep each kernel's sum when rounded (static; off by default)
+      --activation-qdq integer-kernels|every-layer  Q/DQ only where onnxruntime runs an integer kernel
+                              (default; layers whose output feeds float ops read float inputs), or on
+                              every quantized layer's input (default of --target gpu-tensorrt and npu)
       --dim NAME=SIZE         size of a symbolic input dim for synthetic data (repeatable)
       --fixed INPUT=V1,V2,…   exact values of an input for synthetic data, e.g. --fixed sr=16000
       --image-resize model|HxW --image-scale S --image-mean a,b,c --image-std a,b,c
@@ -165,6 +169,7 @@ function commandLineSettings(v: Values): Partial<QuantConfig> {
   toggle(v.smoothquant, v['no-smoothquant'], 'smoothquant', 'smoothQuant');
   toggle(v.adaround, v['no-adaround'], 'adaround', 'adaround');
   toggle(v['kernel-sums'], v['no-kernel-sums'], 'kernel-sums', 'kernelSumRounding');
+  if (v['activation-qdq'] !== undefined) s.activationQdq = v['activation-qdq'];
   if (v['adaround-seconds'] !== undefined) s.adaroundSeconds = num(v['adaround-seconds'], 'adaround-seconds', { min: 1, max: 86400 });
   const alpha = v['smoothquant-alpha'];
   if (alpha !== undefined) s.smoothQuantAlpha = alpha === 'auto' ? 'auto' : num(alpha, 'smoothquant-alpha', { min: 0, max: 1 });

@@ -9,6 +9,16 @@ export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy' | 'mse';
 export type ActivationType = 'uint8' | 'int8' | 'uint16' | 'int16';
 export type WeightType = 'int8' | 'uint8' | 'int4' | 'uint4';
 export type TargetPreset = 'cpu-x86' | 'cpu-arm' | 'gpu-tensorrt' | 'npu';
+/**
+ * Which activations get a Q/DQ pair (static mode):
+ * - 'integer-kernels': only where an integer kernel can use it. A Conv/ConvTranspose whose output
+ *   only float ops read (a HardSwish, a graph output…) cannot become an integer kernel in
+ *   onnxruntime: it runs in float on its int8 weights and reads its input in float. (Gemm and
+ *   MatMul fuse with a float output too, so they keep their quantized inputs.)
+ * - 'every-layer': every quantized layer's input is quantized, for compilers that choose int8 per
+ *   layer from the Q/DQ around it (TensorRT, NPU toolchains).
+ */
+export type ActivationQdq = 'integer-kernels' | 'every-layer';
 
 /** Per-node settings from a recipe; anything left out falls back to the global settings. */
 export interface NodeOverride {
@@ -89,6 +99,13 @@ export interface QuantConfig {
    * local sensitivity rank a synthetic test chain worse: off by default until that is understood.
    */
   kernelSumRounding: boolean;
+  /**
+   * See ActivationQdq. 'integer-kernels' by default (onnxruntime's CPU kernels): a Q/DQ pair in
+   * front of a layer that runs in float anyway adds rounding error and a pass over the tensor and
+   * buys nothing. On PP-OCRv4's detector (36 of 64 convs run in float) output SQNR went from 20.3
+   * to 21.8 dB and latency down ~10%; the recognizer's from 14.6 to 16.7 dB (README).
+   */
+  activationQdq: ActivationQdq;
 }
 
 /**
@@ -122,6 +139,7 @@ export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   adaround: true,
   adaroundSeconds: 60,
   kernelSumRounding: false,
+  activationQdq: 'integer-kernels',
 } satisfies QuantConfig);
 
 /** Whether an activation type is a 16-bit one. */

@@ -23,13 +23,13 @@ export const TARGET_PRESETS: Readonly<Record<TargetPreset, PresetInfo>> = {
     why: "ARM64's SDOT/SMMLA multiply signed bytes: int8 activations and int8 symmetric per-channel weights (S8S8) run natively in onnxruntime's ARM kernels",
   },
   'gpu-tensorrt': {
-    settings: { activationType: 'int8', symmetricActivations: true, weightType: 'int8', symmetricWeights: true, perChannel: true },
+    settings: { activationType: 'int8', symmetricActivations: true, weightType: 'int8', symmetricWeights: true, perChannel: true, activationQdq: 'every-layer' },
     standardOpsOnly: true,
-    why: 'TensorRT supports only symmetric int8 (zero point 0) for activations and weights, with per-channel weight scales, from standard QuantizeLinear/DequantizeLinear',
+    why: 'TensorRT supports only symmetric int8 (zero point 0) for activations and weights, with per-channel weight scales, from standard QuantizeLinear/DequantizeLinear; it runs a layer in int8 when its input has a Q/DQ pair, so every quantized layer gets one',
   },
   npu: {
-    settings: { activationType: 'uint8', symmetricActivations: false, weightType: 'int8', symmetricWeights: true, perChannel: true },
+    settings: { activationType: 'uint8', symmetricActivations: false, weightType: 'int8', symmetricWeights: true, perChannel: true, activationQdq: 'every-layer' },
     standardOpsOnly: true,
-    why: 'NPU compilers (e.g. Qualcomm QNN, Rockchip, NXP eIQ) take standard QDQ with uint8 asymmetric activations and int8 symmetric weights, and usually no onnxruntime contrib ops',
+    why: 'NPU compilers (e.g. Qualcomm QNN, Rockchip, NXP eIQ) take standard QDQ with uint8 asymmetric activations and int8 symmetric weights, and usually no onnxruntime contrib ops; every quantized layer gets a Q/DQ pair on its input',
   },
 };

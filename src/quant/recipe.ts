@@ -46,6 +46,7 @@ const GLOBAL_FIELDS: Readonly<Record<string, FieldSpec>> = {
   smoothQuantAlpha: { kind: 'number', minimum: 0, maximum: 1, orWords: ['auto'], description: 'SmoothQuant migration strength α (0..1), or "auto" to search it per layer.' },
   adaround: { kind: 'boolean', description: 'Static: learned rounding (AdaRound-style) — round each weight up or down to minimize its layer’s output error on calibration data.' },
   kernelSumRounding: { kind: 'boolean', description: 'Conv/ConvTranspose weights: round so that each kernel keeps its float sum (its response to a constant input) within half a step.' },
+  activationQdq: { kind: 'enum', values: ['integer-kernels', 'every-layer'], description: 'Static: which activations get a Q/DQ pair. "integer-kernels": only where onnxruntime can run an integer kernel (a layer whose output only float ops read runs in float and reads its input in float); "every-layer": every quantized layer\'s input (TensorRT, NPU compilers).' },
   adaroundSeconds: { kind: 'number', minimum: 1, maximum: 86400, description: 'Time budget of learned rounding in seconds; layers left when it runs out keep nearest rounding.' },
 };
 

@@ -138,7 +138,10 @@ describe('findings', () => {
       sensitivity: 'global',
       workers: 2,
       suggest: false,
-      config: { ...DEFAULT_CONFIG, method: 'minmax' },
+      // 'every-layer': each conv's input quantization is charged to that conv. (By default,
+      // keeping conv_dead in float would also leave conv_outliers' input unquantized, since
+      // conv_outliers could no longer fuse into an integer kernel: both would dominate.)
+      config: { ...DEFAULT_CONFIG, method: 'minmax', activationQdq: 'every-layer' },
     });
     const outliers = codes(r, 'OQ005');
     assert.deepEqual(outliers.map((f) => f.node), ['conv_outliers']);

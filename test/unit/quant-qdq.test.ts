@@ -196,4 +196,51 @@ describe('static QDQ', () => {
     const got = (await runModel(encodeModel(r.model), feeds[0]!))[y]!.data as Float32Array;
     assert.ok(sqnr(ref, got) > 35, `SQNR ${sqnr(ref, got)}`);
   });
+  it('activationQdq: a layer whose output only float ops read takes its input in float ("integer-kernels"), dequantized with "every-layer"', async () => {
+    // x ─ conv0 → Relu → conv1 → HardSwish → y1     conv0 can be an integer kernel; conv1 cannot
+    //   └ convA → HardSwish → y2                    convA cannot, and x is a graph input
+    // a, c ─ MatMul → y3                            a float output, but onnxruntime still fuses it
+    //                                               (MatMulIntegerToFloat): its inputs stay quantized
+    const b = new ModelBuilder({ opset: 13, seed: 11 });
+    const x = b.input('x', DataType.FLOAT, [1, 3, 10, 10]);
+    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
+    const h0 = b.relu(b.conv(x, 3, 4, 3, { name: 'conv0' }));
+    const y1 = hswish(b.conv(h0, 4, 4, 3, { name: 'conv1' }), 'hswish1');
+    const y2 = hswish(b.conv(x, 3, 4, 3, { name: 'convA' }), 'hswish2');
+    const a = b.input('a', DataType.FLOAT, [2, 3]);
+    const c = b.input('c', DataType.FLOAT, [3, 2]);
+    const y3 = b.node('MatMul', [a, c], {}, { name: 'mm_acts' });
+    for (const y of [y1, y2, y3]) b.output(y, DataType.FLOAT);
+    const proto = b.build();
+    const feeds = [0, 1, 2].map((k) => ({
+      x: floatTensor([1, 3, 10, 10], (i) => Math.sin(i * 0.37 + k)),
+      a: floatTensor([2, 3], (i) => Math.cos(i + k)),
+      c: floatTensor([3, 2], (i) => Math.sin(2 * i + k)),
+    }));
+    const ranges = await observeAll(proto, feeds);
+    const nodeOf = (r: ReturnType<typeof quantizeStaticQdq>, name: string) => r.model.graph!.node.find((n) => n.name === name)!;
+    const producerOp = (r: ReturnType<typeof quantizeStaticQdq>, t: string) => r.model.graph!.node.find((n) => n.output.includes(t))?.opType;
+
+    const ik = quantizeStaticQdq(proto, { config: config(), ranges, readWeight, domain: '' });
+    const convA = nodeOf(ik, 'convA');
+    assert.equal(convA.input[0], x, 'convA reads the graph input itself');
+    assert.equal(producerOp(ik, convA.input[1]!), 'DequantizeLinear', 'its weights are int8');
+    assert.equal(producerOp(ik, convA.input[2]!), undefined, 'its bias stays float: no int32 bias without an input scale');
+    assert.equal(producerOp(ik, nodeOf(ik, 'conv0').input[0]!), 'DequantizeLinear', 'conv0, an integer kernel, reads x quantized');
+    assert.equal(producerOp(ik, nodeOf(ik, 'conv1').input[0]!), 'DequantizeLinear', "conv1 reads conv0's quantized output (conv0 fuses, and its Relu is folded)");
+    assert.match(ik.quantized.find((q) => q.name === 'convA')!.detail, /float activations: its output feeds only float ops/);
+    assert.equal(producerOp(ik, nodeOf(ik, 'mm_acts').input[0]!), 'DequantizeLinear');
+    assert.deepEqual(ik.model.graph!.node.filter((n) => n.opType === 'QuantizeLinear').map((n) => n.input[0]).sort(), [x, h0, a, c].sort());
+
+    const every = quantizeStaticQdq(proto, { config: config({ activationQdq: 'every-layer' }), ranges, readWeight, domain: '' });
+    assert.equal(producerOp(every, nodeOf(every, 'convA').input[0]!), 'DequantizeLinear');
+
+    // onnxruntime runs both; convA's branch loses only its weight rounding without the input's.
+    const ref = await runModel(encodeModel(proto), feeds[0]!);
+    const gotIk = await runModel(encodeModel(ik.model), feeds[0]!);
+    const gotEvery = await runModel(encodeModel(every.model), feeds[0]!);
+    const q = (got: typeof ref, y: string) => sqnr(ref[y]!.data as Float32Array, got[y]!.data as Float32Array);
+    assert.ok(q(gotIk, y2) > q(gotEvery, y2) + 3, `convA branch: ${q(gotIk, y2)} vs ${q(gotEvery, y2)} dB`);
+    assert.ok(q(gotIk, y1) > 25 && q(gotEvery, y1) > 25);
+  });
 });

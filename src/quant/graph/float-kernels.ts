@@ -1,14 +1,17 @@
 /**
- * Which quantized compute nodes of a Q/DQ model onnxruntime will still run in float. Its QDQ
- * fusions turn DequantizeLinear → Conv/MatMul/Gemm → QuantizeLinear into one integer kernel
- * (QLinearConv, QLinearMatMul, …); a node whose output is not quantized — it feeds ops with no
- * integer kernel, such as the Mul/Add/HardSigmoid of a HardSwish, and is kept in float for their
- * accuracy — runs as a float kernel on dequantized inputs. Its int8 weights save size, not time,
- * and each DequantizeLinear before it costs a pass. On PP-OCRv4's detector that is 36 of 64 convs,
- * and the int8 model ran slower than the float one: the report says so, with the readers to blame.
+ * Which quantized convolutions of a Q/DQ model onnxruntime will still run in float. Its QDQ
+ * fusions turn DequantizeLinear → Conv → QuantizeLinear into one integer kernel (QLinearConv;
+ * Gemm and MatMul fuse even with a float output, see INTEGER_ONLY_WITH_QUANTIZED_OUTPUT); a conv
+ * whose output is not quantized — it feeds ops with no integer kernel, such as the
+ * Mul/Add/HardSigmoid of a HardSwish, and is kept in float for their accuracy — runs as a float
+ * kernel. Its int8 weights save size, not time. (By default such a conv reads its input in float
+ * too, see ActivationQdq; with 'every-layer' it reads it dequantized.) On PP-OCRv4's detector that
+ * is 36 of 64 convs, and the int8 model ran slower than the float one: the report says so, with
+ * the readers to blame.
  */
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/proto';
 import { isDefaultDomain } from './edit';
+import { INTEGER_ONLY_WITH_QUANTIZED_OUTPUT } from './ops';
 
 export interface FloatKernel {
   name: string;
@@ -17,7 +20,6 @@ export interface FloatKernel {
   readers: string[];
 }
 
-const COMPUTE = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
 /** Activations onnxruntime removes or folds into the integer kernel when a QuantizeLinear follows. */
 const FOLDED_ACTIVATIONS = new Set(['Relu', 'Clip']);
 
@@ -26,8 +28,8 @@ function isDq(n: NodeProto | undefined): boolean {
 }
 
 /**
- * Quantized Conv/ConvTranspose/MatMul/Gemm of the main graph (activation and weight both come from
- * DequantizeLinear) whose output is read unquantized, and how many quantized ones there are.
+ * Quantized Conv/ConvTranspose of the main graph (their weight comes from DequantizeLinear) whose
+ * output is read unquantized, and how many quantized ones there are.
  */
 export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quantizedCompute: number } {
   const g: GraphProto | undefined = model.graph;
@@ -48,8 +50,8 @@ export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quant
   const out: FloatKernel[] = [];
   let quantizedCompute = 0;
   for (const n of g.node) {
-    if (!COMPUTE.has(n.opType) || !isDefaultDomain(n)) continue;
-    if (!isDq(producer.get(n.input[0] ?? '')) || !isDq(producer.get(n.input[1] ?? ''))) continue;
+    if (!INTEGER_ONLY_WITH_QUANTIZED_OUTPUT.has(n.opType) || !isDefaultDomain(n)) continue;
+    if (!isDq(producer.get(n.input[1] ?? ''))) continue;
     quantizedCompute++;
     const output = n.output[0] ?? '';
     if (quantizedOutput(output)) continue;
@@ -67,7 +69,7 @@ export function describeFloatKernels(kernels: readonly FloatKernel[], quantizedC
   const readers = [...byReader].sort((a, b) => b[1] - a[1]).map(([r, c]) => `${r} ×${c}`).join(', ');
   const examples = kernels.slice(0, 3).map((k) => `"${k.name}"`).join(', ');
   return (
-    `${kernels.length} of ${quantizedCompute} quantized Conv/MatMul/Gemm node(s) will run in float in onnxruntime: their outputs feed ops without integer kernels (${readers}), ` +
+    `${kernels.length} of ${quantizedCompute} quantized Conv/ConvTranspose node(s) will run in float in onnxruntime: their outputs feed ops without integer kernels (${readers}), ` +
     `so their int8 weights save size, not time (e.g. ${examples}${kernels.length > 3 ? ', …' : ''})`
   );
 }

@@ -17,6 +17,14 @@ export const WEIGHTED_OPS: Readonly<Record<string, { weight: number; bias?: numb
 };
 
 /**
+ * Weighted ops that onnxruntime's CPU provider runs as integer kernels only when their output is
+ * quantized too (QLinearConv, QLinearConvTranspose): with a float output they run in float on
+ * dequantized inputs. Gemm and MatMul are not here: with a float output they still fuse, into QGemm
+ * and MatMulIntegerToFloat (checked in onnxruntime's profile, test/unit/float-kernels.test.ts).
+ */
+export const INTEGER_ONLY_WITH_QUANTIZED_OUTPUT: ReadonlySet<string> = new Set(['Conv', 'ConvTranspose']);
+
+/**
  * Ops whose output reuses the input's scale and zero point (pure data movement or max/min
  * selection): quantized only when their input is, so onnxruntime can drop their Q/DQ pairs.
  */

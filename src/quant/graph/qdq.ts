@@ -23,7 +23,7 @@ import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } 
 import { channelMinMax, preserveKernelSums, quantizePerChannel, quantizeTensor } from '../quantize';
 import { FloatRange, PerChannelQuantParams, QuantArray, QuantParams, QuantType } from '../types';
 import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, TransformResult } from './edit';
-import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
+import { activationInputIndices, CALIBRATED_OPS, INTEGER_ONLY_WITH_QUANTIZED_OUTPUT, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
 
 /** The transform's result, plus the parameters of every activation that got a Q/DQ pair. */
 export interface StaticQdqResult extends TransformResult {
@@ -269,6 +269,12 @@ function quantizeGraph(
     foldedOutput.set(n.input[0]!, n.output[0]!);
   }
   const folded = new Set<NodeProto>();
+  /**
+   * Convs whose output only float ops read ('integer-kernels', see ActivationQdq): onnxruntime
+   * runs them in float whatever their input, so they read it unquantized.
+   */
+  const floatInputs = new Set<NodeProto>();
+  const integerKernelsOnly = config.activationQdq === 'integer-kernels';
 
   // ---- 1. decide which nodes are quantized, in topological order ----
   for (const n of order) {
@@ -350,21 +356,25 @@ function quantizeGraph(
             .filter((o) => o && !outputs.has(o))
             .map((o) => foldedOutput.get(o) ?? o)
             .filter(feedsQuantized);
-    const missing = [...acts, ...outs].find((t) => !hasRange(t));
-    if (missing) {
-      skip(`no calibrated range for tensor "${missing}"`);
-      continue;
-    }
     if (n.opType === 'Split' || n.output.length > 1) {
       if (role.kind !== 'same-scale') {
         skip('multiple outputs are not quantized');
         continue;
       }
     }
+    const floatIn = integerKernelsOnly && outs.length === 0 && role.kind === 'weighted' && INTEGER_ONLY_WITH_QUANTIZED_OUTPUT.has(n.opType);
+    // The activations this node asks to be quantized (a float-kernel layer asks for none).
+    const requested = floatIn ? outs : [...acts, ...outs];
+    const missing = requested.find((t) => !hasRange(t));
+    if (missing) {
+      skip(`no calibrated range for tensor "${missing}"`);
+      continue;
+    }
+    if (floatIn) floatInputs.add(n);
     roles.set(n, role);
     const s = nodeSettings(config, n.name);
     settings.set(n, s);
-    for (const t of [...acts, ...outs]) {
+    for (const t of requested) {
       // A tensor shared by nodes of different precision gets the highest any of them asks for
       // (in place: same-scale outputs share the object, so they follow their input).
       const cur = tensorType.get(t);
@@ -492,6 +502,13 @@ function quantizeGraph(
     return dq;
   };
 
+  // The output of a folded activation exists only quantized: float consumers read its DQ too.
+  const foldedOutputs = new Set([...folded].map((n) => n.output[0]!));
+  // A float-kernel layer reads the float value, unless the tensor exists only quantized (a folded
+  // activation) or its producer is quantized (reading the float output would keep that producer
+  // from fusing into an integer kernel).
+  const readsFloat = (n: NodeProto, x: string) => floatInputs.has(n) && !foldedOutputs.has(x) && !producedByQuantized(x);
+
   for (const n of order) {
     const role = roles.get(n);
     if (!role) continue;
@@ -507,7 +524,8 @@ function quantizeGraph(
         const input = n.input[0]!;
         let biasNote = '';
         const b = role.biasIndex !== undefined ? n.input[role.biasIndex] : undefined;
-        if (b && isFloatConstant(b) && activations.has(input)) {
+        const quantizedInput = activations.has(input) && !readsFloat(n, input);
+        if (b && isFloatConstant(b) && quantizedInput) {
           const gemmScaled = n.opType === 'Gemm' && (attrFloat(n, 'alpha', 1) !== 1 || attrFloat(n, 'beta', 1) !== 1);
           const channels = axis !== undefined ? t.dims[axis]! : n.opType === 'Gemm' ? t.dims[transB ? 0 : 1]! : n.opType === 'ConvTranspose' ? t.dims[1]! * attrInt(n, 'group', 1) : t.dims[0]!;
           const perChannelOk = axis === undefined || n.opType !== 'ConvTranspose' || attrInt(n, 'group', 1) === 1;
@@ -521,7 +539,8 @@ function quantizeGraph(
         }
         n.input[role.weightIndex] = wq.name;
         details.push(`${s.weightType} ${axis !== undefined ? 'per-channel' : 'per-tensor'} weights`);
-        if (activations.has(input)) details.push(`${activations.get(input)!.type} activations`);
+        if (quantizedInput) details.push(`${activations.get(input)!.type} activations`);
+        else if (floatInputs.has(n)) details.push('float activations: its output feeds only float ops, so onnxruntime runs it as a float kernel');
         if (biasNote) details.push(biasNote);
       } else {
         for (const i of activationInputIndices(n.opType, n.input.length)) {
@@ -544,13 +563,12 @@ function quantizeGraph(
 
   // Quantized nodes read the dequantized value of each quantized activation. Pairs are created
   // only here, for tensors a quantized node reads: float consumers and graph outputs keep the float.
-  // The output of a folded activation exists only quantized: float consumers read its DQ too.
-  const foldedOutputs = new Set([...folded].map((n) => n.output[0]!));
   for (const n of order) {
     if (folded.has(n)) continue;
     const quantizedNode = roles.has(n);
     for (let i = 0; i < n.input.length; i++) {
       const x = n.input[i]!;
+      if (readsFloat(n, x)) continue;
       if (activations.has(x) && (quantizedNode || foldedOutputs.has(x))) n.input[i] = qdqFor(x);
     }
   }
