@@ -354,6 +354,12 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
       stopReason = cands.length ? 'no raise helps any more' : 'nothing left to raise';
       break;
     }
+    // The same when the best single raise buys less than a quarter of the SQNR still missing:
+    // the noise is spread over many layers, and one layer per step would spend the budget on
+    // fractions of a dB (PP-OCRv4's detector: best single raise 0.3 dB, 3.9 dB missing; 64
+    // steps reached 22.4 of 25 dB, all layers at 16 bits one step 30 dB).
+    const bestGain = Math.max(ranked[0]!.gain16, ranked[0]!.gainFloat);
+    if (o.target.kind === 'sqnr' && bestGain < (o.target.minDb - value) / 4 && (await tryAllTo16(cands))) continue;
     // Each layer, worst first, to the rung it needs; then the 16-bit ones to float.
     const plan: { layer: Ranked; precision: LoopPrecision }[] = [
       ...ranked.map((l) => ({ layer: l, precision: l.rung })),

@@ -59,7 +59,8 @@ describe('accuracy-aware loop', () => {
     const evalSource = syntheticSource(model, { count: 4, seed: 2 });
     model.close();
     // Learned rounding off: the loop's own measurements are then exactly the written model's.
-    const settings = { ...DEFAULT_CONFIG, adaround: false };
+    // 8-bit everywhere to start from (no 16-bit stem): the outlier layer is then the worst.
+    const settings = { ...DEFAULT_CONFIG, adaround: false, activationTypeAuto: false };
     const plain = await quantizeModel({ input: file, output: path.join(dir, 'plain.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
     const start = plain.eval.outputs[0]!.sqnrDb;
     const target = start + 6;
@@ -96,6 +97,41 @@ describe('accuracy-aware loop', () => {
     const again = await quantizeModel({ input: file, output: path.join(dir, 'again.onnx'), config: { ...DEFAULT_CONFIG, ...recipe.settings, nodes: recipe.settings.nodes ?? {} }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
     assert.ok(Math.abs(Math.min(...again.eval.outputs.map((o) => o.sqnrDb)) - written) < 0.01);
     });
+  });
+
+  it('noise spread over many layers: every layer to 16-bit activations in one step before raising layers one at a time', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      // Twelve alike 3×3 conv + ReLU layers: each adds about the same noise, none dominates.
+      const b = new ModelBuilder({ opset: 17, seed: 5 });
+      let x = b.input('x', DataType.FLOAT, [1, 8, 10, 10]);
+      for (let i = 0; i < 12; i++) x = b.relu(b.conv(x, 8, 8, 3, { name: `conv${i}` }));
+      b.output(x, DataType.FLOAT, [1, 8, 10, 10]);
+      const file = path.join(dir, 'spread.onnx');
+      saveModel(b.build(), file);
+      const model = OnnxModel.load(file);
+      const calib = syntheticSource(model, { count: 8, seed: 1 });
+      const evalSource = syntheticSource(model, { count: 4, seed: 2 });
+      model.close();
+      const settings = { ...DEFAULT_CONFIG, adaround: false };
+      const plain = await quantizeModel({ input: file, output: path.join(dir, 'plain.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+      // 12 dB missing, and no single layer is worth a quarter of that.
+      const target = plain.eval.outputs[0]!.sqnrDb + 12;
+      const r = await quantizeModel({ input: file, output: path.join(dir, 'loop.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0, loopSteps: 3, accuracyTarget: { kind: 'sqnr', minDb: target } });
+      const loop = r.accuracyLoop!;
+      const trail = JSON.stringify(loop.steps.map((st) => [st.layer, st.precision, st.kept, st.metric]));
+      const first = loop.steps[1]!;
+      assert.match(first.layer!, /^all \d+ 8-bit layers$/, trail);
+      assert.equal(first.precision, 'int16');
+      assert.ok(first.kept && first.metric > loop.steps[0]!.metric, trail);
+      assert.equal(r.settings.activationType, 'uint16');
+      // Then layer by layer from there (to float: 16-bit is taken).
+      assert.ok(loop.steps.slice(2).every((st) => st.precision === 'float' && !/^all /.test(st.layer!)), trail);
+      const recipe = parseRecipeText(fs.readFileSync(loop.recipe!, 'utf8'), loop.recipe!);
+      assert.equal(recipe.settings.activationType, 'uint16', 'the recipe reproduces the model');
+    } finally {
+      cleanup();
+    }
   });
 
   it('a user metric module drives the loop from the CLI; bad modules and option mixes are clear errors', async () => {
