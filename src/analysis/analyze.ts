@@ -26,6 +26,7 @@ import { tensorToFloat32 } from '../onnx/tensor-data';
 import { DEFAULT_CONFIG, QuantConfig } from '../quant/config';
 import { equalizeDepthwiseInputs } from '../runtime/refine/equalize-depthwise';
 import { stateActivationType } from '../quant/graph/recurrent-state';
+import { inputLayerActivationType, listLayers } from '../quant/graph/input-layers';
 import { modelScopes } from '../quant/graph/edit';
 import { CALIBRATED_OPS, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
 import { MIN_NORMAL_FLOAT32 } from '../quant/params';
@@ -253,6 +254,8 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
     const { layers, quantizedNodes } = discoverLayers(named, read, config, generated);
     const state = stateActivationType(model.proto, config);
     if (state.note) notes.push(`quantize's default for this model: ${state.note}; the activation sensitivities here are for ${config.activationType}`);
+    const stem = inputLayerActivationType(model.proto, config);
+    if (stem.layers.length) notes.push(`quantize's default: 16-bit activations for the ${stem.layers.length} layer(s) reading the model input (${listLayers(stem.layers)}) where that measures ≥ 1 dB better; the sensitivities here are for ${config.activationType} everywhere`);
 
     // ---- weights: one tensor at a time ----
     emit({ event: 'phase', phase: 'weights', total: layers.length });
@@ -747,7 +750,11 @@ function makeVerifier(
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'onnx-quant-analyze-'));
   let k = 0;
   const verify = async (_plan: Plan, settings: Partial<QuantConfig>): Promise<Verification> => {
-    const cfg: QuantConfig = { ...config, ...settings, nodes: settings.nodes ?? {}, exclude: settings.exclude ?? [] };
+    // As quantize --recipe resolves it: a recipe that names the activation type turns off the
+    // model-dependent 16-bit defaults (recurrent state, input layers), so the verified model is
+    // the one the recipe reproduces.
+    const activationTypeAuto = settings.activationType === undefined ? config.activationTypeAuto : false;
+    const cfg: QuantConfig = { ...config, ...settings, nodes: settings.nodes ?? {}, exclude: settings.exclude ?? [], activationTypeAuto };
     const output = path.join(dir, `candidate-${k++}.onnx`);
     try {
       const r = await quantizeModel({ input: file, output, config: cfg, calib, eval: evalSource, evalNote: 'analysis verification', latencyRuns: 0, threads, signal });

@@ -30,6 +30,8 @@ import { correctBiases, RefineContext } from './refine/bias-correction';
 import { learnedRounding } from './refine/adaround';
 import { verifyEqualizations } from './refine/verify-equalization';
 import { stateActivationType } from '../quant/graph/recurrent-state';
+import { inputLayerActivationType } from '../quant/graph/input-layers';
+import { chooseInputLayerPrecision } from './refine/input-layers';
 import { equalizeDepthwiseInputs, withPendingEqualizations, type PendingEqualization } from './refine/equalize-depthwise';
 import { smoothQuant } from './refine/smoothquant';
 import { calibrate, chooseRange, TensorStats } from './calibrate';
@@ -78,7 +80,7 @@ export interface QuantizeReport {
   quantizedNodes: number;
   quantized: TransformedNode[];
   skippedNodes: SkippedNode[];
-  /** Quantized Conv/MatMul/Gemm that onnxruntime runs in float (outputs read unquantized; static mode). */
+  /** Quantized Conv/ConvTranspose that onnxruntime runs in float (outputs read unquantized; static mode). */
   floatKernels: FloatKernel[];
   preprocessing: string[];
   /** Post-training refinements that ran (cross-layer equalization, SmoothQuant, learned rounding, bias correction), in order. */
@@ -306,8 +308,12 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   const model = OnnxModel.load(options.input);
   try {
     const state = stateActivationType(model.proto, options.config);
-    const config = state.config;
     if (state.note) preprocessing.push(state.note);
+    let config = state.config;
+    // 16-bit candidates for the layers reading the model input, measured after calibration; only
+    // where 16-bit Q/DQ is possible without onnxruntime's contrib ops.
+    const stem = inputLayerActivationType(model.proto, config);
+    const tryStem = stem.layers.length > 0 && !placeQdq(model.proto, stem.config).upgradeError;
     const readWeight = weightReader(model);
     let transformed: { model: ModelProto; quantized: TransformedNode[]; skipped: SkippedNode[] };
     let calibration: QuantizeReport['calibration'] = null;
@@ -318,7 +324,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
 
     if (config.mode === 'static') {
       // The accuracy loop may give layers 16-bit activations: place Q/DQ where those are legal.
-      let plan = await prepareStatic(model, config, options.calib, { ...stage, allow16Bit: options.accuracyTarget !== undefined });
+      let plan = await prepareStatic(model, config, options.calib, { ...stage, allow16Bit: options.accuracyTarget !== undefined || tryStem });
       preprocessing.push(...plan.preprocessing);
       warnings.push(...plan.warnings);
       refinements.push(...plan.refinements);
@@ -347,6 +353,12 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         plan = v.plan;
         stats = v.stats;
         refinements.push(v.report);
+      }
+      if (tryStem) {
+        const chosen = await chooseInputLayerPrecision(plan, config, stem, stats, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
+        config = chosen.config;
+        finalConfig = config;
+        preprocessing.push(chosen.note);
       }
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
       const ranges = activationRanges(stats, config);

@@ -67,10 +67,11 @@ describe('sensitivity', () => {
   /**
    * Whole-model SQNR of the quantize pipeline with `floatLayers` kept in float. Sensitivity ranks
    * layers at nearest rounding (learned rounding would re-round every candidate model): the
-   * pipeline is compared with it off.
+   * pipeline is compared with it off, and without quantize's model-dependent 16-bit defaults
+   * (analysis measures the settings as given).
    */
   const sqnrWith = async (floatLayers: string[]): Promise<number> => {
-    const r = await quantizeModel({ input: file, output: path.join(tmp.dir, 'q.onnx'), config: { ...DEFAULT_CONFIG, adaround: false, exclude: floatLayers }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+    const r = await quantizeModel({ input: file, output: path.join(tmp.dir, 'q.onnx'), config: { ...DEFAULT_CONFIG, adaround: false, activationTypeAuto: false, exclude: floatLayers }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
     return Math.min(...r.eval.outputs.map((o) => o.sqnrDb));
   };
 

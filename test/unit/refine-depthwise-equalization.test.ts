@@ -112,7 +112,9 @@ describe('depthwise equalization', () => {
         quantizeModel({
           input: file,
           output: path.join(dir, 'q.onnx'),
-          config: { ...DEFAULT_CONFIG, ...extra },
+          // 8-bit activations throughout: pw0 reads the model input, so by default it (and the
+          // depthwise input it writes) would get 16 bits, and nothing would be left to equalize.
+          config: { ...DEFAULT_CONFIG, activationTypeAuto: false, ...extra },
           calib: syntheticSource(model, { count: 16, seed: 1 }),
           eval: syntheticSource(model, { count: 8, seed: 2 }),
           evalNote: 'synthetic',
@@ -168,7 +170,7 @@ describe('depthwise equalization', () => {
       const evalSource = syntheticSource(model, { count: 8, seed: 2 });
       model.close();
       const report = await analyzeModel({ model: file, calib, eval: evalSource, sensitivity: 'global', workers: 1, suggest: false });
-      const q = await quantizeModel({ input: file, output: path.join(dir, 'q.onnx'), config: { ...DEFAULT_CONFIG, adaround: false }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+      const q = await quantizeModel({ input: file, output: path.join(dir, 'q.onnx'), config: { ...DEFAULT_CONFIG, adaround: false, activationTypeAuto: false }, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
       assert.ok(Math.abs(report.global!.allQuantizedSqnrDb - q.eval.outputs[0]!.sqnrDb) < 0.01, `analysis ${report.global!.allQuantizedSqnrDb} vs quantize ${q.eval.outputs[0]!.sqnrDb}`);
       assert.ok(report.notes.some((n) => /depthwise equalization, as quantize does it/.test(n)), report.notes.join('\n'));
     } finally {
