@@ -2,7 +2,7 @@
  * Benchmarks of model reading (issue "Foundation"): `inspect` of a 176 MB float32 CNN against a
  * plain fs.readFileSync of the same file, and decoding a graph of 200,000 small nodes.
  *
- * Each measurement runs in a fresh child process so that peak RSS (maxRSS) belongs to it alone.
+ * Each measurement runs in a fresh child process so that peak RSS (VmHWM, see peakRssBytes) belongs to it alone.
  * Figures are printed as ratios against the baseline measured in the same run.
  */
 import { execFileSync } from 'node:child_process';
@@ -15,6 +15,7 @@ import { OnnxModel } from '../src/onnx/model';
 import { saveModel } from '../src/onnx/save';
 import { bigCnn } from './models';
 import { summarizeModel } from '../src/onnx/summary';
+import { peakRssBytes } from './lib';
 
 const DATA = path.join(__dirname, '.data');
 
@@ -66,7 +67,7 @@ function childMain(mode: string, file: string): void {
     detail = `${m.proto.graph!.node.length} nodes`;
   }
   const ms = performance.now() - t0;
-  const maxRssBytes = process.resourceUsage().maxRSS * 1024;
+  const maxRssBytes = peakRssBytes();
   process.stdout.write(JSON.stringify({ ms, maxRssBytes, detail }) + '\n');
 }
 

@@ -37,7 +37,18 @@ export function isChild(): boolean {
   return process.argv[2] === '--child';
 }
 
+/**
+ * This process's peak RSS. Not getrusage's maxRSS: it survives execve, so a child spawned by a
+ * large parent (the benchmark runner, after quantizing) starts at the parent's RSS, and every
+ * child then reported the same number. /proc's VmHWM belongs to this process image alone.
+ */
 export function peakRssBytes(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux: fall back to getrusage
+  }
   return process.resourceUsage().maxRSS * 1024;
 }
 
