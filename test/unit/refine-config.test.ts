@@ -40,6 +40,18 @@ describe('refinement settings', () => {
     assert.throws(() => parseRecipe({ histogramValues: -1 }, 'r.json'), RecipeError);
   });
 
+  it('--activation-qdq: integer-kernels by default, every-layer from the TensorRT and NPU presets; the command line and recipes win', () => {
+    assert.equal(resolveConfig({}).activationQdq, 'integer-kernels');
+    assert.equal(resolveConfig({ target: 'cpu-x86' }).activationQdq, 'integer-kernels');
+    assert.equal(resolveConfig({ target: 'npu' }).activationQdq, 'every-layer');
+    assert.equal(resolveConfig({ target: 'gpu-tensorrt' }).activationQdq, 'every-layer');
+    assert.equal(resolveConfig({ target: 'npu', 'activation-qdq': 'integer-kernels' }).activationQdq, 'integer-kernels');
+    assert.equal(resolveConfig({ recipe: 'r.json' }, () => JSON.stringify({ activationQdq: 'every-layer' })).activationQdq, 'every-layer');
+    assert.equal(resolveConfig({ 'activation-qdq': 'integer-kernels', recipe: 'r.json' }, () => JSON.stringify({ activationQdq: 'every-layer' })).activationQdq, 'integer-kernels');
+    assert.throws(() => resolveConfig({ 'activation-qdq': 'some' }), (e: Error) => e instanceof CliUsageError && /--activation-qdq/.test(e.message));
+    assert.throws(() => parseRecipe({ activationQdq: 'all' }, 'r.json'), (e: Error) => e instanceof RecipeError && /activationQdq/.test(e.message));
+  });
+
   it('validates recipe fields', () => {
     assert.equal(parseRecipe({ smoothQuantAlpha: 'auto' }, 'r.json').settings.smoothQuantAlpha, 'auto');
     assert.equal(parseRecipe({ smoothQuantAlpha: 0.3, crossLayerEqualization: true }, 'r.json').settings.smoothQuantAlpha, 0.3);
