@@ -324,7 +324,7 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
 
     if (config.mode === 'static') {
       // The accuracy loop may give layers 16-bit activations: place Q/DQ where those are legal.
-      let plan = await prepareStatic(model, config, options.calib, { ...stage, allow16Bit: options.accuracyTarget !== undefined || tryStem });
+      let plan = await prepareStatic(model, config, options.calib, { ...stage, allow16Bit: options.accuracyTarget !== undefined });
       preprocessing.push(...plan.preprocessing);
       warnings.push(...plan.warnings);
       refinements.push(...plan.refinements);
@@ -356,9 +356,15 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
       }
       if (tryStem) {
         const chosen = await chooseInputLayerPrecision(plan, config, stem, stats, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
-        config = chosen.config;
-        finalConfig = config;
         preprocessing.push(chosen.note);
+        if (chosen.config !== config) {
+          config = chosen.config;
+          finalConfig = config;
+          // Kept: place Q/DQ where 16 bits are legal (the opset upgrade keeps every tensor name,
+          // so the calibration statistics still apply).
+          const placed = chooseQdqDomain(plan.proto, config, preprocessing, warnings);
+          plan = { ...plan, proto: placed.proto, domain: placed.domain };
+        }
       }
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
       const ranges = activationRanges(stats, config);

@@ -4,8 +4,9 @@
  * ResNet-style CNN doubled the int8 latency for 0.3 dB; on PP-OCRv4's detector it bought 3.9 dB.
  * Both variants are quantized from the same calibration and measured on the first PROBE_SAMPLES
  * calibration samples (worst output SQNR, logits for Softmax outputs, as the affine folds are);
- * 16 bits are kept when they gain at least MIN_GAIN_DB.
+ * 16 bits are kept when they gain at least MIN_GAIN_DB; the caller then places Q/DQ for them.
  */
+import { defaultOpset } from '../../onnx/opset-upgrade';
 import type { QuantConfig } from '../../quant/config';
 import { listLayers } from '../../quant/graph/input-layers';
 import type { TensorStats } from '../calibrate';
@@ -25,11 +26,14 @@ export async function chooseInputLayerPrecision(
   stats: ReadonlyMap<string, TensorStats>,
   ctx: SmoothContext,
 ): Promise<{ config: QuantConfig; note: string }> {
+  // Measured with onnxruntime's com.microsoft Q/DQ where standard 16-bit Q/DQ would need opset 21:
+  // the same arithmetic, so the model is upgraded only if the 16-bit stem is kept.
+  const probePlan: StaticPlan = plan.domain === '' && (defaultOpset(plan.proto) ?? 0) < 21 ? { ...plan, domain: 'com.microsoft' } : plan;
   const meter = new TargetMeter({ referenceProto: ctx.model.proto, externalDataDir: ctx.model.dir, threads: ctx.threads, signal: ctx.signal }, firstSamples(ctx.calib, PROBE_SAMPLES), { kind: 'sqnr', minDb: Infinity }, true);
   const measure = async (config: QuantConfig, what: string) => {
     throwIfAborted(ctx.signal, 'quantization');
     ctx.onProgress?.({ phase: 'quantize', done: 0, total: 1, message: `input layers: measuring ${what}` });
-    return meter.measure(transformStatic(plan, config, activationRanges(stats, config), ctx.readWeight).model);
+    return meter.measure(transformStatic(probePlan, config, activationRanges(stats, config), ctx.readWeight).model);
   };
   const at8 = await measure(narrow, '8-bit activations');
   const at16 = await measure(wide.config, '16-bit activations');
