@@ -310,10 +310,8 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const state = stateActivationType(model.proto, options.config);
     if (state.note) preprocessing.push(state.note);
     let config = state.config;
-    // 16-bit candidates for the layers reading the model input, measured after calibration; only
-    // where 16-bit Q/DQ is possible without onnxruntime's contrib ops.
+    // 16-bit candidates for the layers reading the model input, measured after calibration.
     const stem = inputLayerActivationType(model.proto, config);
-    const tryStem = stem.layers.length > 0 && !placeQdq(model.proto, stem.config).upgradeError;
     const readWeight = weightReader(model);
     let transformed: { model: ModelProto; quantized: TransformedNode[]; skipped: SkippedNode[] };
     let calibration: QuantizeReport['calibration'] = null;
@@ -354,16 +352,18 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
         stats = v.stats;
         refinements.push(v.report);
       }
-      if (tryStem) {
+      // Where 16-bit Q/DQ is possible without onnxruntime's contrib ops: that placement (an opset
+      // upgrade keeps every tensor name, so the calibration statistics still apply) is used if the
+      // 16-bit stem is kept.
+      const stemPlacement = stem.layers.length > 0 ? placeQdq(plan.proto, stem.config) : undefined;
+      if (stemPlacement && !stemPlacement.upgradeError) {
         const chosen = await chooseInputLayerPrecision(plan, config, stem, stats, { model, config, readWeight, calib: options.calib, signal, threads: options.threads, onProgress });
         preprocessing.push(chosen.note);
         if (chosen.config !== config) {
           config = chosen.config;
           finalConfig = config;
-          // Kept: place Q/DQ where 16 bits are legal (the opset upgrade keeps every tensor name,
-          // so the calibration statistics still apply).
-          const placed = chooseQdqDomain(plan.proto, config, preprocessing, warnings);
-          plan = { ...plan, proto: placed.proto, domain: placed.domain };
+          preprocessing.push(...stemPlacement.notes);
+          plan = { ...plan, proto: stemPlacement.proto, domain: stemPlacement.domain };
         }
       }
       onProgress?.({ phase: 'quantize', done: 0, total: 1 });
