@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/onnx/model';
-import { DEFAULT_CONFIG, type CalibrationMethod } from '../src/quant/config';
+import { DEFAULT_CONFIG, type CalibrationMethod, type QuantConfig } from '../src/quant/config';
 import { calibrate } from '../src/runtime/calibrate';
 import { syntheticSource } from '../src/runtime/data';
 import { calibrationTensors, quantizeModel } from '../src/runtime/quantize-model';
@@ -106,32 +106,25 @@ export async function benchQuantize(): Promise<string[]> {
 
   const out = path.join(DATA, 'resnet-ish.int8.onnx');
   const model = OnnxModel.load(RESNET);
-  const report = await quantizeModel({
-    input: RESNET,
-    output: out,
-    config: { ...DEFAULT_CONFIG },
-    calib: syntheticSource(model, { count: 32, seed: 1 }),
-    eval: syntheticSource(model, { count: 4, seed: 2 }),
-    evalNote: 'synthetic',
-    threads: 2,
-    latencyRuns: 40,
-  });
+  const quantizeResnet = (config: QuantConfig) =>
+    quantizeModel({
+      input: RESNET,
+      output: out,
+      config,
+      calib: syntheticSource(model, { count: 32, seed: 1 }),
+      eval: syntheticSource(model, { count: 4, seed: 2 }),
+      evalNote: 'synthetic',
+      threads: 2,
+      latencyRuns: 40,
+    });
+  const report = await quantizeResnet({ ...DEFAULT_CONFIG });
   const l = report.eval.latencyMs!;
   lines.push(`  static int8 (uint8 activations, int8 per-channel weights): file ${mb(report.sizeBytes.before)} → ${mb(report.sizeBytes.after)} = ${report.sizeBytes.ratio.toFixed(2)}× smaller (target ≥ 3.9×)`);
   lines.push(`  median latency: float ${l.float.toFixed(2)} ms, int8 ${l.quantized.toFixed(2)} ms = ${l.ratio.toFixed(2)}× (target ≤ 0.7×); output SQNR ${report.eval.outputs[0]!.sqnrDb.toFixed(1)} dB`);
   const stemNote = report.preprocessing.find((p) => /reading the model input/.test(p));
   if (stemNote) lines.push(`  (${stemNote})`);
   // The same with 8 bits everywhere, nothing measured (the default tries the stem at 16 bits).
-  const all8 = await quantizeModel({
-    input: RESNET,
-    output: out,
-    config: { ...DEFAULT_CONFIG, activationTypeAuto: false },
-    calib: syntheticSource(model, { count: 32, seed: 1 }),
-    eval: syntheticSource(model, { count: 4, seed: 2 }),
-    evalNote: 'synthetic',
-    threads: 2,
-    latencyRuns: 40,
-  });
+  const all8 = await quantizeResnet({ ...DEFAULT_CONFIG, activationTypeAuto: false });
   const l8 = all8.eval.latencyMs!;
   lines.push(`  … with 8 bits everywhere (--activation-type uint8): ${l8.ratio.toFixed(2)}× the float latency, output SQNR ${all8.eval.outputs[0]!.sqnrDb.toFixed(1)} dB`);
   return lines;

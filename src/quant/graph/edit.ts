@@ -126,6 +126,14 @@ export function insertNodesBefore(graph: GraphProto, index: number, newNodes: No
 }
 
 /** The value info of a graph input/output/value_info entry by name, if declared. */
+const FLOAT_ELEMENT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16];
+
+/** A graph's float inputs that are real inputs (not initializers listed as inputs, as IR < 4 does). */
+export function floatGraphInputs(graph: GraphProto): ValueInfoProto[] {
+  const initializers = new Set(graph.initializer.map((t) => t.name));
+  return graph.input.filter((i) => !initializers.has(i.name) && FLOAT_ELEMENT_TYPES.includes(i.type?.tensorType?.elemType ?? -1));
+}
+
 export function findValueInfo(graph: GraphProto, name: string): ValueInfoProto | undefined {
   return graph.input.find((v) => v.name === name) ?? graph.output.find((v) => v.name === name) ?? graph.valueInfo.find((v) => v.name === name);
 }

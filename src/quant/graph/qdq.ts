@@ -364,7 +364,7 @@ function quantizeGraph(
     }
     const floatIn = integerKernelsOnly && outs.length === 0 && role.kind === 'weighted' && INTEGER_ONLY_WITH_QUANTIZED_OUTPUT.has(n.opType);
     // The activations this node asks to be quantized (a float-kernel layer asks for none).
-    const requested = floatIn ? outs : [...acts, ...outs];
+    const requested = floatIn ? [] : [...acts, ...outs];
     const missing = requested.find((t) => !hasRange(t));
     if (missing) {
       skip(`no calibrated range for tensor "${missing}"`);

@@ -10,14 +10,13 @@
  * are; a Loop or Scan body's inputs count as reached with the node), except through Shape and
  * Size: a state built from the input's shape (zeros per call) is not carried state.
  */
-import { DataType } from '../../onnx/dtypes';
 import { nodeSubgraphs, walkGraphs } from '../../onnx/model';
 import type { GraphProto, ModelProto, NodeProto } from '../../onnx/proto';
 import { is16BitActivation, WIDER_ACTIVATION, type QuantConfig } from '../config';
+import { floatGraphInputs } from './edit';
 
 /** Inputs of each recurrent op that hold its initial state (ONNX operator spec). */
 const INITIAL_STATE_INPUTS: Record<string, readonly number[]> = { LSTM: [5, 6], GRU: [5], RNN: [5] };
-const FLOAT_TYPES: readonly number[] = [DataType.FLOAT, DataType.FLOAT16, DataType.DOUBLE, DataType.BFLOAT16];
 /** Ops whose outputs describe their input's shape, not its values. */
 const SHAPE_ONLY = new Set(['Shape', 'Size']);
 
@@ -33,8 +32,7 @@ export function recurrentStateInputs(model: ModelProto): string[] {
   const nodes = allNodes(graph);
   const recurrent = nodes.filter((n) => n.opType in INITIAL_STATE_INPUTS);
   if (!recurrent.length) return [];
-  const initializers = new Set(graph.initializer.map((t) => t.name));
-  const floatInputs = graph.input.filter((i) => !initializers.has(i.name) && FLOAT_TYPES.includes(i.type?.tensorType?.elemType ?? -1));
+  const floatInputs = floatGraphInputs(graph);
   // What each node reads inside its subgraphs, and its bodies' input names: found once.
   const innerReads = new Map<NodeProto, string[]>();
   const bodyInputs = new Map<NodeProto, string[]>();

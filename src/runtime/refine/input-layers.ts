@@ -10,11 +10,10 @@ import { defaultOpset } from '../../onnx/opset-upgrade';
 import type { QuantConfig } from '../../quant/config';
 import { listLayers } from '../../quant/graph/input-layers';
 import type { TensorStats } from '../calibrate';
-import { firstSamples, TargetMeter } from '../accuracy-loop';
 import { activationRanges, transformStatic, type StaticPlan } from '../quantize-model';
 import { throwIfAborted } from '../session';
 import type { SmoothContext } from './smoothquant';
-import { PROBE_SAMPLES } from './verify-equalization';
+import { PROBE_SAMPLES, probeMeter } from './verify-equalization';
 
 /** The gain (dB of the worst output's SQNR) that pays for a float-kernel stem. */
 export const MIN_GAIN_DB = 1;
@@ -29,7 +28,7 @@ export async function chooseInputLayerPrecision(
   // Measured with onnxruntime's com.microsoft Q/DQ where standard 16-bit Q/DQ would need opset 21:
   // the same arithmetic, so the model is upgraded only if the 16-bit stem is kept.
   const probePlan: StaticPlan = plan.domain === '' && (defaultOpset(plan.proto) ?? 0) < 21 ? { ...plan, domain: 'com.microsoft' } : plan;
-  const meter = new TargetMeter({ referenceProto: ctx.model.proto, externalDataDir: ctx.model.dir, threads: ctx.threads, signal: ctx.signal }, firstSamples(ctx.calib, PROBE_SAMPLES), { kind: 'sqnr', minDb: Infinity }, true);
+  const meter = probeMeter(ctx);
   const measure = async (config: QuantConfig, what: string) => {
     throwIfAborted(ctx.signal, 'quantization');
     ctx.onProgress?.({ phase: 'quantize', done: 0, total: 1, message: `input layers: measuring ${what}` });

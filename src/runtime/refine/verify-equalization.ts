@@ -24,6 +24,14 @@ export const PROBE_SAMPLES = 4;
 /** A fold counts as harmful when the model measures this much better (dB) without it. */
 const HARM_DB = 0.1;
 
+/**
+ * What the pipeline's measured choices compare: the worst output's SQNR against the float model
+ * (logits for Softmax outputs) on the first PROBE_SAMPLES calibration samples.
+ */
+export function probeMeter(ctx: SmoothContext): TargetMeter {
+  return new TargetMeter({ referenceProto: ctx.model.proto, externalDataDir: ctx.model.dir, threads: ctx.threads, signal: ctx.signal }, firstSamples(ctx.calib, PROBE_SAMPLES), { kind: 'sqnr', minDb: Infinity }, true);
+}
+
 export interface VerifiedEqualization {
   /** `plan` (without pending folds) with the kept folds applied. */
   plan: StaticPlan;
@@ -39,7 +47,7 @@ export interface VerifiedEqualization {
  */
 export async function verifyEqualizations(plan: StaticPlan, pending: readonly PendingEqualization[], stats: ReadonlyMap<string, TensorStats>, probes: ReadonlyMap<string, string>, ctx: SmoothContext): Promise<VerifiedEqualization> {
   const t0 = performance.now();
-  const meter = new TargetMeter({ referenceProto: ctx.model.proto, externalDataDir: ctx.model.dir, threads: ctx.threads, signal: ctx.signal }, firstSamples(ctx.calib, PROBE_SAMPLES), { kind: 'sqnr', minDb: Infinity }, true);
+  const meter = probeMeter(ctx);
   const variant = (kept: readonly PendingEqualization[]) => {
     const p = planWithEdits(plan, kept.flatMap((e) => e.edits));
     const s = new Map(stats);
