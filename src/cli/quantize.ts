@@ -69,6 +69,7 @@ export const QUANTIZE_OPTIONS = {
   'kernel-sums': { type: 'boolean' },
   'no-kernel-sums': { type: 'boolean' },
   'activation-qdq': { type: 'string' },
+  'float-kernel-weights': { type: 'string' },
   ...DATA_OPTIONS,
   threads: { type: 'string' },
   'latency-runs': { type: 'string' },
@@ -106,6 +107,8 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --activation-qdq integer-kernels|every-layer  Q/DQ only where onnxruntime runs an integer kernel
                               (default; layers whose output feeds float ops read float inputs), or on
                               every quantized layer's input (default of --target gpu-tensorrt and npu)
+      --float-kernel-weights F  convs onnxruntime runs as float kernels keep float weights, smallest
+                              first, within F × the quantized weights' size (default 0.125; 0: none; 3: all)
       --dim NAME=SIZE         size of a symbolic input dim for synthetic data (repeatable)
       --fixed INPUT=V1,V2,…   exact values of an input for synthetic data, e.g. --fixed sr=16000
       --image-resize model|HxW --image-scale S --image-mean a,b,c --image-std a,b,c
@@ -170,6 +173,7 @@ function commandLineSettings(v: Values): Partial<QuantConfig> {
   toggle(v.adaround, v['no-adaround'], 'adaround', 'adaround');
   toggle(v['kernel-sums'], v['no-kernel-sums'], 'kernel-sums', 'kernelSumRounding');
   if (v['activation-qdq'] !== undefined) s.activationQdq = v['activation-qdq'];
+  if (v['float-kernel-weights'] !== undefined) s.floatKernelWeights = num(v['float-kernel-weights'], 'float-kernel-weights', { min: 0, max: 8 });
   if (v['adaround-seconds'] !== undefined) s.adaroundSeconds = num(v['adaround-seconds'], 'adaround-seconds', { min: 1, max: 86400 });
   const alpha = v['smoothquant-alpha'];
   if (alpha !== undefined) s.smoothQuantAlpha = alpha === 'auto' ? 'auto' : num(alpha, 'smoothquant-alpha', { min: 0, max: 1 });

@@ -47,6 +47,7 @@ const GLOBAL_FIELDS: Readonly<Record<string, FieldSpec>> = {
   adaround: { kind: 'boolean', description: 'Static: learned rounding (AdaRound-style) — round each weight up or down to minimize its layer’s output error on calibration data.' },
   kernelSumRounding: { kind: 'boolean', description: 'Conv/ConvTranspose weights: round so that each kernel keeps its float sum (its response to a constant input) within half a step.' },
   activationQdq: { kind: 'enum', values: ['integer-kernels', 'every-layer'], description: 'Static: which activations get a Q/DQ pair. "integer-kernels": only where onnxruntime can run an integer kernel (a layer whose output only float ops read runs in float and reads its input in float); "every-layer": every quantized layer\'s input (TensorRT, NPU compilers).' },
+  floatKernelWeights: { kind: 'number', minimum: 0, maximum: 8, description: 'Static, "integer-kernels": convolutions that onnxruntime runs as float kernels keep float weights, smallest first, while the bytes they add stay within this fraction of the quantized weights\' size (0: quantize them all; 3: every one with 8-bit weights stays float).' },
   adaroundSeconds: { kind: 'number', minimum: 1, maximum: 86400, description: 'Time budget of learned rounding in seconds; layers left when it runs out keep nearest rounding.' },
 };
 

@@ -243,4 +243,41 @@ describe('static QDQ', () => {
     assert.ok(q(gotIk, y2) > q(gotEvery, y2) + 3, `convA branch: ${q(gotIk, y2)} vs ${q(gotEvery, y2)} dB`);
     assert.ok(q(gotIk, y1) > 25 && q(gotEvery, y1) > 25);
   });
+  it('floatKernelWeights: float-kernel convs keep float weights, smallest first, within the budget; integer kernels and "every-layer" are untouched', async () => {
+    // x ─ conv0 (432 weights) → Relu → convBig (2304) → HardSwish → y1   convBig: a float kernel
+    //   └ convSmall (12 weights, 1×1) → HardSwish → y2                    convSmall: a float kernel
+    // int8 weights: 2748 bytes; budget 0.125 → 343.5 bytes; convSmall in float adds 3 × 12 = 36, convBig 6912.
+    const b = new ModelBuilder({ opset: 13, seed: 12 });
+    const x = b.input('x', DataType.FLOAT, [1, 3, 8, 8]);
+    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
+    const h0 = b.relu(b.conv(x, 3, 16, 3, { name: 'conv0' }));
+    const y1 = hswish(b.conv(h0, 16, 16, 3, { name: 'convBig' }), 'hswish1');
+    const y2 = hswish(b.conv(x, 3, 4, 1, { name: 'convSmall' }), 'hswish2');
+    for (const y of [y1, y2]) b.output(y, DataType.FLOAT);
+    const proto = b.build();
+    const feeds = [0, 1].map((k) => ({ x: floatTensor([1, 3, 8, 8], (i) => Math.sin(i * 0.29 + k)) }));
+    const ranges = await observeAll(proto, feeds);
+    const weightProducer = (r: ReturnType<typeof quantizeStaticQdq>, name: string) => {
+      const n = r.model.graph!.node.find((m) => m.name === name)!;
+      return r.model.graph!.node.find((m) => m.output.includes(n.input[1]!))?.opType ?? 'initializer';
+    };
+
+    const kept = quantizeStaticQdq(proto, { config: config({ floatKernelWeights: 0.125 }), ranges, readWeight, domain: '' });
+    assert.equal(weightProducer(kept, 'convSmall'), 'initializer', 'convSmall keeps its float weights');
+    assert.match(kept.skipped.find((s) => s.name === 'convSmall')!.reason, /float kernel .* its 12 weights stay float/);
+    assert.equal(weightProducer(kept, 'convBig'), 'DequantizeLinear', 'convBig is over the budget');
+    assert.equal(weightProducer(kept, 'conv0'), 'DequantizeLinear', 'conv0 is an integer kernel');
+    const ref = await runModel(encodeModel(proto), feeds[0]!);
+    const got = await runModel(encodeModel(kept.model), feeds[0]!);
+    assert.deepEqual([...(got[y2]!.data as Float32Array)], [...(ref[y2]!.data as Float32Array)], "convSmall's branch is the float model's");
+    assert.ok(sqnr(ref[y1]!.data as Float32Array, got[y1]!.data as Float32Array) > 25);
+
+    for (const other of [config({ floatKernelWeights: 0 }), config({ floatKernelWeights: 0.125, activationQdq: 'every-layer' })]) {
+      const r = quantizeStaticQdq(proto, { config: other, ranges, readWeight, domain: '' });
+      assert.equal(weightProducer(r, 'convSmall'), 'DequantizeLinear', `${other.floatKernelWeights}, ${other.activationQdq}`);
+    }
+    // 3 lets every 8-bit float kernel stay float (3 extra bytes a weight).
+    const all = quantizeStaticQdq(proto, { config: config({ floatKernelWeights: 3 }), ranges, readWeight, domain: '' });
+    assert.deepEqual(['convSmall', 'convBig', 'conv0'].map((n) => weightProducer(all, n)), ['initializer', 'initializer', 'DequantizeLinear']);
+  });
 });

@@ -52,6 +52,15 @@ describe('refinement settings', () => {
     assert.throws(() => parseRecipe({ activationQdq: 'all' }, 'r.json'), (e: Error) => e instanceof RecipeError && /activationQdq/.test(e.message));
   });
 
+  it('--float-kernel-weights: 0.125 by default; the command line beats the recipe; out of range is refused', () => {
+    assert.equal(resolveConfig({}).floatKernelWeights, 0.125);
+    assert.equal(resolveConfig({ 'float-kernel-weights': '0' }).floatKernelWeights, 0);
+    assert.equal(resolveConfig({ recipe: 'r.json' }, () => JSON.stringify({ floatKernelWeights: 3 })).floatKernelWeights, 3);
+    assert.equal(resolveConfig({ 'float-kernel-weights': '0.5', recipe: 'r.json' }, () => JSON.stringify({ floatKernelWeights: 3 })).floatKernelWeights, 0.5);
+    assert.throws(() => resolveConfig({ 'float-kernel-weights': '9' }), (e: Error) => e instanceof CliUsageError && /--float-kernel-weights/.test(e.message));
+    assert.throws(() => parseRecipe({ floatKernelWeights: -1 }, 'r.json'), (e: Error) => e instanceof RecipeError && /floatKernelWeights/.test(e.message));
+  });
+
   it('validates recipe fields', () => {
     assert.equal(parseRecipe({ smoothQuantAlpha: 'auto' }, 'r.json').settings.smoothQuantAlpha, 'auto');
     assert.equal(parseRecipe({ smoothQuantAlpha: 0.3, crossLayerEqualization: true }, 'r.json').settings.smoothQuantAlpha, 0.3);

@@ -33,6 +33,7 @@ export interface StaticQdqResult extends TransformResult {
 }
 
 const ACTIVATION_BITS: Record<ActivationType, number> = { uint8: 8, int8: 8, uint16: 16, int16: 16 };
+const WEIGHT_BITS: Record<WeightType, number> = { int8: 8, uint8: 8, int4: 4, uint4: 4 };
 
 /**
  * The calibrated float range of a main-graph activation tensor for the integer type it gets, or
@@ -198,6 +199,40 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
   if (options.domain === '') requireOpset(model, '', 13);
   else requireOpset(model, 'com.microsoft', 1);
   return result;
+}
+
+function weightCount(constants: ReadonlyMap<string, TensorProto>, n: NodeProto, role: Extract<Role, { kind: 'weighted' }>): number {
+  return (constants.get(n.input[role.weightIndex] ?? '')?.dims ?? []).reduce((a, d) => a * Number(d), 1);
+}
+
+/**
+ * The float-kernel convolutions (see ActivationQdq) that keep float weights: smallest first, while
+ * the bytes they add over quantized weights stay within `budget` × the size of all of the graph's
+ * quantized weights. Quantizing such a conv's weights saves size and no time, and the small ones
+ * — depthwise filters of 9 or 25 taps, early pointwise layers — lose the most to it: on PP-OCRv4's
+ * recognizer, 21 such convs (122,720 weights) in float took output SQNR from 21.5 to 25 dB.
+ */
+function floatKernelsKeepingFloatWeights(
+  floatKernels: ReadonlySet<NodeProto>,
+  roles: ReadonlyMap<NodeProto, Role>,
+  settings: ReadonlyMap<NodeProto, NodeQuantSettings>,
+  constants: ReadonlyMap<string, TensorProto>,
+  budget: number,
+): NodeProto[] {
+  if (!(budget > 0) || floatKernels.size === 0) return [];
+  const bits = (n: NodeProto) => WEIGHT_BITS[settings.get(n)!.weightType];
+  let quantizedBytes = 0;
+  for (const [n, r] of roles) if (r.kind === 'weighted') quantizedBytes += (weightCount(constants, n, r) * bits(n)) / 8;
+  const candidates = [...floatKernels].map((n) => ({ n, count: weightCount(constants, n, roles.get(n) as Extract<Role, { kind: 'weighted' }>) }));
+  candidates.sort((a, b) => a.count - b.count);
+  const kept: NodeProto[] = [];
+  let added = 0;
+  for (const { n, count } of candidates) {
+    added += (count * (32 - bits(n))) / 8;
+    if (added > budget * quantizedBytes) break;
+    kept.push(n);
+  }
+  return kept;
 }
 
 /** Quantizes one graph's nodes in place (the main graph, or a taken If branch). */
@@ -382,6 +417,19 @@ function quantizeGraph(
       else if (ACTIVATION_BITS[s.activationType] > ACTIVATION_BITS[cur.type]) Object.assign(cur, { type: s.activationType, symmetric: s.symmetricActivations });
     }
     if (role.kind === 'same-scale') for (const o of n.output) if (o && !outputs.has(o)) tensorType.set(o, tensorType.get(n.input[0]!)!);
+  }
+
+  // ---- 1b. float kernels keep float weights, smallest first, within the budget ----
+  for (const n of floatKernelsKeepingFloatWeights(floatInputs, roles, settings, constants, integerKernelsOnly ? config.floatKernelWeights : 0)) {
+    const r = roles.get(n) as Extract<Role, { kind: 'weighted' }>;
+    floatInputs.delete(n);
+    roles.delete(n);
+    settings.delete(n);
+    skipped.push({
+      name: nodeLabel(n),
+      opType: n.opType,
+      reason: `runs as a float kernel in onnxruntime (its output feeds only float ops), so int8 weights would save only size: its ${weightCount(constants, n, r)} weights stay float (--float-kernel-weights)`,
+    });
   }
 
   // ---- 2. activation parameters; same-scale outputs reuse their input's ----
