@@ -15,7 +15,7 @@ import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
 import { HistogramObserver, percentileRange } from '../../src/quant';
 import { float32ToFp16Bits, fp16BitsToNumber } from '../../src/quant/fp16';
-import { calibrate, calibrationWorkers, chooseRange, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
+import { calibrate, calibrationWorkers, chooseRange, stridedCount, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
 import { liveSessionWorkerCount, WorkerSessions } from '../../src/runtime/worker-sessions';
 import type { Sample, SampleSource } from '../../src/runtime/samples';
 import { floatTensor, REAL_MODELS, realModelFeeds, tempDir } from '../helpers/ort';
@@ -199,6 +199,61 @@ describe('calibrate: builder model with exact references', () => {
       assert.deepEqual([st.min, st.max], [h.min, h.max], `${name}: exact extremes`);
       assert.equal(st.histogram!.total, 400, `${name}: 100 values per sample`);
       assert.deepEqual([...st.histogram!.counts], [...h.counts], name);
+    }
+  });
+
+  it('histogramValues: every tensor comes back in one output per float type; a size that is no multiple of the step gives subsets whose length follows the phase', async () => {
+    // x [1, 1005] → Relu → h (static 1005: step ⌈1005/100⌉ = 11, 91 or 92 values by phase);
+    // Sigmoid → g (dynamic length via Slice of x's shape); Neg → n (static, 5 values: whole).
+    const b = new ModelBuilder({ opset: 17 });
+    b.input('x', DataType.FLOAT, [1, 1005]);
+    b.input('k', DataType.INT64, [1]);
+    b.initializer('zero', DataType.INT64, [1], new BigInt64Array([0n]));
+    b.initializer('axis', DataType.INT64, [1], new BigInt64Array([1n]));
+    b.initializer('five', DataType.INT64, [1], new BigInt64Array([5n]));
+    b.node('Relu', ['x'], {}, { outputs: ['h'], name: 'relu' });
+    b.node('Slice', ['x', 'zero', 'k', 'axis'], {}, { outputs: ['xs'], name: 'head' });
+    b.node('Sigmoid', ['xs'], {}, { outputs: ['g'], name: 'sigmoid' });
+    b.node('Slice', ['x', 'zero', 'five', 'axis'], {}, { outputs: ['x5'], name: 'five' });
+    b.node('Neg', ['x5'], {}, { outputs: ['n'], name: 'neg' });
+    b.output('g', DataType.FLOAT, [1, 'm']);
+    b.output('n', DataType.FLOAT, [1, 5]);
+    b.output('h', DataType.FLOAT, [1, 1005]);
+    const proto = b.build();
+    const sampled = withSampledOutputs(proto, new Map([['h', { type: 'float32', size: 1005 }], ['g', { type: 'float32' }], ['n', { type: 'float32', size: 5 }]]), 100)!;
+    assert.deepEqual(sampled.outputs.map((o) => o.segments.map((sg) => sg.kind)), [['strided', 'dynamic', 'whole']], 'one float32 output for all three');
+    assert.ok(sampled.counts, 'the dynamic tensor\'s step and length come back as int64');
+    // start = 7919·i mod 11: i = 0 → 0 (positions 0…1001: 92 values), i = 1 → 10 (10…1000: 91), i = 2 → 9 (9…999: 91).
+    assert.deepEqual([0, 1, 2].map((i) => stridedCount(1005, 11, i)), [92, 91, 91]);
+
+    const model = OnnxModel.fromProto(proto, 'odd.onnx');
+    const lengths = [1005, 700, 400, 1005, 250];
+    const xs = lengths.map((_, i) => Float32Array.from({ length: 1005 }, (_, j) => Math.sin(j * 0.11 + i) * (1 + (j % 5))));
+    const samples = xs.map((x, i) => ({ x: new ort.Tensor('float32', x, [1, 1005]), k: new ort.Tensor('int64', BigInt64Array.of(BigInt(lengths[i]!)), [1]) }));
+    const r = await calibrate(model, ['h', 'g', 'n'], sourceOf(samples), { method: 'mse', threads: 1, histogramValues: 100 });
+    const refs = { h: new HistogramObserver(), g: new HistogramObserver(), n: new HistogramObserver() };
+    for (const [i, x] of xs.entries()) {
+      const h = Array.from(x, (v) => Math.max(0, v));
+      refs.h.extendRange(Math.min(...h), Math.max(...h));
+      refs.h.update(Float32Array.from(h.filter((_, j) => j % 11 === (7919 * i) % 11)));
+      const g = Array.from(x.subarray(0, lengths[i]), (v) => 1 / (1 + Math.exp(-v)));
+      const step = Math.ceil(g.length / 100);
+      const gf = Float32Array.from(g);
+      refs.g.extendRange(Math.min(...gf), Math.max(...gf));
+      refs.g.update(gf.filter((_, j) => j % step === (7919 * i) % step));
+      refs.n.update(Float32Array.from(x.subarray(0, 5), (v) => -v));
+    }
+    for (const [name, ref] of Object.entries(refs)) {
+      const want = ref.histogram();
+      const got = stats(r, name).histogram!;
+      assert.equal(got.total, want.total, `${name}: values binned`);
+      if (name === 'g') {
+        // onnxruntime's Sigmoid may differ from Math.exp's in the last bits: the counts are checked above.
+        assert.ok(Math.abs(got.min - want.min) < 1e-6 && Math.abs(got.max - want.max) < 1e-6, 'g: extremes');
+        continue;
+      }
+      assert.deepEqual([got.min, got.max], [want.min, want.max], `${name}: exact extremes`);
+      assert.deepEqual([...got.counts], [...want.counts], name);
     }
   });
 
