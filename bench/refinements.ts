@@ -29,6 +29,8 @@ const VARIANTS: Record<string, Partial<QuantConfig>> = {
   // The defaults: depthwise equalization, learned rounding, 16-bit activations for recurrent state.
   defaults: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true },
   defbc: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, biasCorrection: true },
+  // The defaults with float activations: int8 weights only (--activation-qdq none).
+  weights: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, activationQdq: 'none' },
   cle: { crossLayerEqualization: true },
   bc: { biasCorrection: true },
   sq: { smoothQuant: true, smoothQuantAlpha: 0.5 },

@@ -17,8 +17,12 @@ export type TargetPreset = 'cpu-x86' | 'cpu-arm' | 'gpu-tensorrt' | 'npu';
  *   MatMul fuse with a float output too, so they keep their quantized inputs.)
  * - 'every-layer': every quantized layer's input is quantized, for compilers that choose int8 per
  *   layer from the Q/DQ around it (TensorRT, NPU toolchains).
+ * - 'none': no activation is quantized; every layer keeps its quantized weights behind a
+ *   DequantizeLinear and runs in float. For models where the integer kernels buy no speed
+ *   (PP-OCRv4's recognizer ran at 0.98× float either way) it keeps the size and drops the
+ *   activations' rounding error; calibration then only serves the weight refinements.
  */
-export type ActivationQdq = 'integer-kernels' | 'every-layer';
+export type ActivationQdq = 'integer-kernels' | 'every-layer' | 'none';
 
 /** Per-node settings from a recipe; anything left out falls back to the global settings. */
 export interface NodeOverride {

@@ -13,6 +13,7 @@ import { ModelProto } from '../../src/onnx/proto';
 import { tensorToFloat32, tensorValues } from '../../src/onnx/tensor-data';
 import { DEFAULT_CONFIG, QuantConfig } from '../../src/quant/config';
 import { quantizeStaticQdq } from '../../src/quant/graph/qdq';
+import { calibrationTensors } from '../../src/runtime/quantize-model';
 import { FloatRange } from '../../src/quant/types';
 import { floatTensor, runModel } from '../helpers/ort';
 import { sqnrDb as sqnr, widen } from '../helpers/reference';
@@ -279,5 +280,40 @@ describe('static QDQ', () => {
     // 3 lets every 8-bit float kernel stay float (3 extra bytes a weight).
     const all = quantizeStaticQdq(proto, { config: config({ floatKernelWeights: 3 }), ranges, readWeight, domain: '' });
     assert.deepEqual(['convSmall', 'convBig', 'conv0'].map((n) => weightProducer(all, n)), ['initializer', 'initializer', 'DequantizeLinear']);
+  });
+  it('activationQdq "none": every layer keeps quantized weights behind a DequantizeLinear, no activation is quantized, and nothing is folded', async () => {
+    // x ─ conv0 → Relu → conv1 → HardSwish → y1;  a, c ─ MatMul → y2 (two activations: stays float)
+    const b = new ModelBuilder({ opset: 13, seed: 13 });
+    const x = b.input('x', DataType.FLOAT, [1, 3, 10, 10]);
+    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
+    const h0 = b.relu(b.conv(x, 3, 8, 3, { name: 'conv0' }));
+    const y1 = hswish(b.conv(h0, 8, 8, 3, { name: 'conv1' }), 'hswish1');
+    const a = b.input('a', DataType.FLOAT, [2, 3]);
+    const c = b.input('c', DataType.FLOAT, [3, 2]);
+    const y2 = b.node('MatMul', [a, c], {}, { name: 'mm_acts' });
+    for (const y of [y1, y2]) b.output(y, DataType.FLOAT);
+    const proto = b.build();
+    assert.deepEqual(calibrationTensors(proto, config({ activationQdq: 'none' })), [], 'no activation range is needed');
+    const feeds = [0, 1].map((k) => ({ x: floatTensor([1, 3, 10, 10], (i) => Math.sin(i * 0.31 + k)), a: floatTensor([2, 3], (i) => Math.cos(i + k)), c: floatTensor([3, 2], (i) => Math.sin(2 * i + k)) }));
+    const ranges = await observeAll(proto, feeds);
+    const none = quantizeStaticQdq(proto, { config: config({ activationQdq: 'none', floatKernelWeights: 0 }), ranges: new Map(), readWeight, domain: '' });
+    const g = none.model.graph!;
+    assert.equal(g.node.filter((n) => n.opType === 'QuantizeLinear').length, 0, 'no activation Q/DQ');
+    for (const name of ['conv0', 'conv1']) {
+      const n = g.node.find((m) => m.name === name)!;
+      assert.equal(g.node.find((m) => m.output.includes(n.input[1]!))?.opType, 'DequantizeLinear', `${name}: int8 weights`);
+      assert.equal(n.input[2], proto.graph!.node.find((m) => m.name === name)!.input[2], `${name}: its bias stays float`);
+      assert.match(none.quantized.find((q) => q.name === name)!.detail, /float activations \(--activation-qdq none\)/);
+    }
+    assert.equal(g.node.filter((n) => n.opType === 'Relu').length, 1, 'the Relu stays: no quantized output to fold it into');
+    assert.match(none.skipped.find((s) => s.name === 'mm_acts')!.reason, /activations stay float/);
+    // Only the weights' rounding is left: better than with quantized activations.
+    const ik = quantizeStaticQdq(proto, { config: config({ floatKernelWeights: 0 }), ranges, readWeight, domain: '' });
+    const ref = await runModel(encodeModel(proto), feeds[0]!);
+    const gotNone = await runModel(encodeModel(none.model), feeds[0]!);
+    const gotIk = await runModel(encodeModel(ik.model), feeds[0]!);
+    const q = (got: typeof ref) => sqnr(ref[y1]!.data as Float32Array, got[y1]!.data as Float32Array);
+    assert.ok(q(gotNone) > 35 && q(gotNone) > q(gotIk), `${q(gotNone)} vs ${q(gotIk)} dB`);
+    assert.deepEqual([...(gotNone[y2]!.data as Float32Array)], [...(ref[y2]!.data as Float32Array)]);
   });
 });

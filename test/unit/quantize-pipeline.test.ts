@@ -13,7 +13,7 @@ import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
 import { DEFAULT_CONFIG } from '../../src/quant/config';
 import { openSampleFolder, splitSource, syntheticSource, writeNpy } from '../../src/runtime/data';
-import { quantizeModel } from '../../src/runtime/quantize-model';
+import { quantizeModel, weightsOnlyHint } from '../../src/runtime/quantize-model';
 import { runModel, tempDir } from '../helpers/ort';
 
 /** x → If(use_conv) { Conv→Relu→Conv } else { Identity } with the conv weights in the main graph. */
@@ -82,5 +82,14 @@ describe('quantize pipeline', () => {
     } finally {
       cleanup();
     }
+  });
+  it('weightsOnlyHint: suggested when static int8 measured at least 0.95× the float latency, not otherwise', () => {
+    const hint = (q: number, cfg = {}) => weightsOnlyHint({ ...DEFAULT_CONFIG, ...cfg }, { float: 10, quantized: q });
+    assert.match(hint(9.8)!, /--activation-qdq none keeps the int8 weights/);
+    assert.match(hint(12)!, /--activation-qdq none/);
+    assert.equal(hint(9.4), undefined, 'integer kernels that bought speed');
+    assert.equal(hint(9.8, { activationQdq: 'none' }), undefined, 'already weights only');
+    assert.equal(hint(9.8, { mode: 'dynamic' }), undefined);
+    assert.equal(weightsOnlyHint(DEFAULT_CONFIG, null), undefined, 'no latency measured');
   });
 });

@@ -48,6 +48,8 @@ describe('refinement settings', () => {
     assert.equal(resolveConfig({ target: 'npu', 'activation-qdq': 'integer-kernels' }).activationQdq, 'integer-kernels');
     assert.equal(resolveConfig({ recipe: 'r.json' }, () => JSON.stringify({ activationQdq: 'every-layer' })).activationQdq, 'every-layer');
     assert.equal(resolveConfig({ 'activation-qdq': 'integer-kernels', recipe: 'r.json' }, () => JSON.stringify({ activationQdq: 'every-layer' })).activationQdq, 'integer-kernels');
+    assert.equal(resolveConfig({ 'activation-qdq': 'none' }).activationQdq, 'none');
+    assert.equal(resolveConfig({ recipe: 'r.json' }, () => JSON.stringify({ activationQdq: 'none' })).activationQdq, 'none');
     assert.throws(() => resolveConfig({ 'activation-qdq': 'some' }), (e: Error) => e instanceof CliUsageError && /--activation-qdq/.test(e.message));
     assert.throws(() => parseRecipe({ activationQdq: 'all' }, 'r.json'), (e: Error) => e instanceof RecipeError && /activationQdq/.test(e.message));
   });

@@ -33,7 +33,7 @@ export function inputLayers(model: ModelProto): string[] {
  * The quantize pipeline keeps the raise only where it measures better (runtime/refine/input-layers.ts).
  */
 export function inputLayerActivationType(model: ModelProto, config: QuantConfig): { config: QuantConfig; layers: string[] } {
-  if (config.mode !== 'static' || !config.activationTypeAuto || is16BitActivation(config.activationType)) return { config, layers: [] };
+  if (config.mode !== 'static' || config.activationQdq === 'none' || !config.activationTypeAuto || is16BitActivation(config.activationType)) return { config, layers: [] };
   const wider = WIDER_ACTIVATION[config.activationType];
   const raised = inputLayers(model).filter((name) => {
     const o = config.nodes[name];

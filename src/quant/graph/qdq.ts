@@ -289,7 +289,9 @@ function quantizeGraph(
   // activation output → the tensor the producer writes instead.
   const foldable = new Map<NodeProto, string>();
   const foldedOutput = new Map<string, string>();
-  for (const n of order) {
+  // With float activations ('none') nothing is quantized for an activation to fold into.
+  const weightsOnly = config.activationQdq === 'none';
+  for (const n of weightsOnly ? [] : order) {
     if (isExcluded(config, n)) continue;
     const symmetric = nodeSettings(config, view.producer(n.input[0] ?? '')?.name ?? '').symmetricActivations;
     if (!isFoldableActivation(n, view, outputs, symmetric, (c) => clipLowerBound(c as NodeProto, constants, readWeight))) continue;
@@ -391,13 +393,17 @@ function quantizeGraph(
             .filter((o) => o && !outputs.has(o))
             .map((o) => foldedOutput.get(o) ?? o)
             .filter(feedsQuantized);
+    if (weightsOnly && role.kind !== 'weighted') {
+      skip('activations stay float (--activation-qdq none): only weights are quantized');
+      continue;
+    }
     if (n.opType === 'Split' || n.output.length > 1) {
       if (role.kind !== 'same-scale') {
         skip('multiple outputs are not quantized');
         continue;
       }
     }
-    const floatIn = integerKernelsOnly && outs.length === 0 && role.kind === 'weighted' && INTEGER_ONLY_WITH_QUANTIZED_OUTPUT.has(n.opType);
+    const floatIn = weightsOnly || (integerKernelsOnly && outs.length === 0 && role.kind === 'weighted' && INTEGER_ONLY_WITH_QUANTIZED_OUTPUT.has(n.opType));
     // The activations this node asks to be quantized (a float-kernel layer asks for none).
     const requested = floatIn ? [] : [...acts, ...outs];
     const missing = requested.find((t) => !hasRange(t));
@@ -420,7 +426,7 @@ function quantizeGraph(
   }
 
   // ---- 1b. float kernels keep float weights, smallest first, within the budget ----
-  for (const n of floatKernelsKeepingFloatWeights(floatInputs, roles, settings, constants, integerKernelsOnly ? config.floatKernelWeights : 0)) {
+  for (const n of floatKernelsKeepingFloatWeights(floatInputs, roles, settings, constants, integerKernelsOnly || weightsOnly ? config.floatKernelWeights : 0)) {
     const r = roles.get(n) as Extract<Role, { kind: 'weighted' }>;
     floatInputs.delete(n);
     roles.delete(n);
@@ -428,7 +434,7 @@ function quantizeGraph(
     skipped.push({
       name: nodeLabel(n),
       opType: n.opType,
-      reason: `runs as a float kernel in onnxruntime (its output feeds only float ops), so int8 weights would save only size: its ${weightCount(constants, n, r)} weights stay float (--float-kernel-weights)`,
+      reason: `runs as a float kernel in onnxruntime (${weightsOnly ? 'its activations stay float' : 'its output feeds only float ops'}), so int8 weights would save only size: its ${weightCount(constants, n, r)} weights stay float (--float-kernel-weights)`,
     });
   }
 
@@ -588,6 +594,7 @@ function quantizeGraph(
         n.input[role.weightIndex] = wq.name;
         details.push(`${s.weightType} ${axis !== undefined ? 'per-channel' : 'per-tensor'} weights`);
         if (quantizedInput) details.push(`${activations.get(input)!.type} activations`);
+        else if (weightsOnly) details.push('float activations (--activation-qdq none)');
         else if (floatInputs.has(n)) details.push('float activations: its output feeds only float ops, so onnxruntime runs it as a float kernel');
         if (biasNote) details.push(biasNote);
       } else {

@@ -70,7 +70,7 @@ export function recurrentStateInputs(model: ModelProto): string[] {
  * decisions equal to the float model's 98.1% → 99.5% of 1,042 chunks.
  */
 export function stateActivationType(model: ModelProto, config: QuantConfig): { config: QuantConfig; note?: string } {
-  if (config.mode !== 'static' || !config.activationTypeAuto || is16BitActivation(config.activationType)) return { config };
+  if (config.mode !== 'static' || config.activationQdq === 'none' || !config.activationTypeAuto || is16BitActivation(config.activationType)) return { config };
   const inputs = recurrentStateInputs(model);
   if (!inputs.length) return { config };
   const activationType = WIDER_ACTIVATION[config.activationType];
