@@ -453,7 +453,7 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
   let lim: string | undefined;
   /** Per static step: its constant and phase mod step, shared by every tensor with that step. */
   const steps = new Map<number, { step: string; start: string }>();
-  /** Open group per float type; full groups move to `groups`. */
+  /** Every output group in order, and the one still open for each float type. */
   const byType = new Map<string, { type: string; pieces: string[]; segments: SampledSegment[]; values: number }>();
   const groups: { type: string; pieces: string[]; segments: SampledSegment[]; values: number }[] = [];
   const countPieces: string[] = [];
