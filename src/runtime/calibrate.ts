@@ -453,9 +453,11 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
   let lim: string | undefined;
   /** Per static step: its constant and phase mod step, shared by every tensor with that step. */
   const steps = new Map<number, { step: string; start: string }>();
-  /** Every output group in order, and the one still open for each float type. */
-  const byType = new Map<string, { type: string; pieces: string[]; segments: SampledSegment[]; values: number }>();
-  const groups: { type: string; pieces: string[]; segments: SampledSegment[]; values: number }[] = [];
+  type Group = { type: string; pieces: string[]; segments: SampledSegment[]; values: number };
+  /** The group still open for each float type. */
+  const byType = new Map<string, Group>();
+  /** Every group, one output each, in order. */
+  const groups: Group[] = [];
   const countPieces: string[] = [];
   for (const [name, { type, size }] of tensors) {
     let group = byType.get(type);
