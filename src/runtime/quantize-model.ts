@@ -18,7 +18,7 @@ import { foldBatchNorm } from '../quant/graph/fold-batchnorm';
 import { describeFloatKernels, floatKernels, type FloatKernel } from '../quant/graph/float-kernels';
 import { quantizeDynamic } from '../quant/graph/dynamic';
 import { activationInputIndices, CALIBRATED_OPS, isFoldableActivation, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops';
-import { clipLowerBound, quantizeStaticQdq, RangeChooser, StaticQdqResult } from '../quant/graph/qdq';
+import { clipLowerBound, quantizedActivationTensors, quantizeStaticQdq, RangeChooser, StaticQdqResult } from '../quant/graph/qdq';
 import { quantizeWeightOnly } from '../quant/graph/weight-only';
 import { SkippedNode, TransformedNode } from '../quant/graph/edit';
 import { TARGET_PRESETS } from '../quant/presets';
@@ -100,10 +100,11 @@ export interface QuantizeReport {
 }
 
 /**
- * Activation tensors whose ranges the static transform may need: inputs and outputs of candidate
- * nodes, less the outputs of data-movement ops (they reuse their input's scale) and the inputs of
- * Relu/Clip nodes that fold into their producer. Fewer exposed tensors keep onnxruntime's fusions
- * in the calibration run and make calibration cheaper.
+ * Activation tensors whose ranges the static transform needs: those its placement quantizes
+ * (quantizedActivationTensors), within the inputs and outputs of candidate nodes, less the outputs
+ * of data-movement ops (they reuse their input's scale) and the inputs of Relu/Clip nodes that fold
+ * into their producer. Fewer exposed tensors keep onnxruntime's fusions in the calibration run and
+ * make calibration cheaper.
  */
 export function calibrationTensors(proto: ModelProto, config: QuantConfig): string[] {
   // Float activations: no range is needed.
@@ -135,7 +136,8 @@ export function calibrationTensors(proto: ModelProto, config: QuantConfig): stri
     for (const i of activationInputIndices(n.opType, n.input.length)) add(n.input[i]);
     if (!sameScale) for (const o of n.output) add(o);
   }
-  return [...names];
+  const placed = quantizedActivationTensors(proto, config, read);
+  return [...names].filter((t) => placed.has(t));
 }
 
 /** placeQdq, with its notes in the report; an unreachable standard-only target is an error. */

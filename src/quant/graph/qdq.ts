@@ -57,6 +57,11 @@ export interface StaticQdqOptions {
   domain: '' | 'com.microsoft';
   /** If nodes of the main graph (by name) whose branch every calibration sample took. */
   takenBranches?: ReadonlyMap<string, 'then_branch' | 'else_branch'>;
+  /**
+   * Only decide: add the activation tensors the transform would quantize to this set and stop
+   * before computing parameters or rewriting anything (see quantizedActivationTensors).
+   */
+  planOnly?: Set<string>;
 }
 
 const QUANT_DATA_TYPE: Record<QuantType, DataType> = {
@@ -170,6 +175,21 @@ function graphConstants(graph: GraphProto, outer: ReadonlyMap<string, TensorProt
   return constants;
 }
 
+/**
+ * The main-graph activation tensors the static transform quantizes when every tensor has a range:
+ * what calibration has to observe. Far fewer than every input and output of a quantizable node —
+ * PP-OCRv4's detector 99 of 294, the recognizer 75 of 378 — since a conv whose output only float
+ * ops read takes its input in float, and a float op's output is not quantized. Each tensor not
+ * observed keeps onnxruntime's fusions in the calibration run and saves its copy and histogram.
+ * Whether a Relu/Clip folds into its producer depends on the range calibration finds, so both
+ * outcomes' tensors are included.
+ */
+export function quantizedActivationTensors(proto: ModelProto, config: QuantConfig, readWeight: (t: TensorProto) => Float32Array): Set<string> {
+  const requested = new Set<string>();
+  for (const min of [-1, 0]) quantizeStaticQdq(proto, { config, ranges: () => ({ min, max: 1 }), readWeight, domain: '', planOnly: requested });
+  return requested;
+}
+
 export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions): StaticQdqResult {
   const model = cloneModel(source);
   const main = model.graph!;
@@ -177,6 +197,7 @@ export function quantizeStaticQdq(source: ModelProto, options: StaticQdqOptions)
   const result: StaticQdqResult = { model, quantized: [], skipped: [], activations: new Map(), dequantized: new Map() };
   const mainConstants = graphConstants(main, new Map());
   quantizeGraph(main, mainConstants, options, names, result);
+  if (options.planOnly) return result;
   // The branch of an If that every calibration sample took was calibrated too: quantize it in place.
   for (const n of main.node) {
     if (n.opType !== 'If') continue;
@@ -438,6 +459,11 @@ function quantizeGraph(
       opType: n.opType,
       reason: `runs as a float kernel in onnxruntime (${weightsOnly ? 'its activations stay float' : 'its output feeds only float ops'}), so int8 weights would save only size: its ${weightCount(constants, n, r)} weights stay float (--float-kernel-weights)`,
     });
+  }
+
+  if (options.planOnly) {
+    for (const t of tensorType.keys()) options.planOnly.add(t);
+    return;
   }
 
   // ---- 2. activation parameters; same-scale outputs reuse their input's ----
