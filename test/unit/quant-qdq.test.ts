@@ -316,4 +316,27 @@ describe('static QDQ', () => {
     assert.ok(q(gotNone) > 35 && q(gotNone) > q(gotIk), `${q(gotNone)} vs ${q(gotIk)} dB`);
     assert.deepEqual([...(gotNone[y2]!.data as Float32Array)], [...(ref[y2]!.data as Float32Array)]);
   });
+  it('calibrationTensors: only what the placement quantizes (a float-kernel conv\'s input is not observed), and those ranges give the same model as every range', async () => {
+    // x ─ convA → HardSwish → y1          convA runs in float: x needs no range ('integer-kernels')
+    // x2 ─ conv0 → Relu → conv1 → y2      conv0 is an integer kernel (Relu folded); conv1 reads its output
+    const b = new ModelBuilder({ opset: 13, seed: 14 });
+    const x = b.input('x', DataType.FLOAT, [1, 3, 8, 8]);
+    const x2 = b.input('x2', DataType.FLOAT, [1, 3, 8, 8]);
+    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
+    const y1 = hswish(b.conv(x, 3, 4, 3, { name: 'convA' }), 'hswish');
+    const h0 = b.relu(b.conv(x2, 3, 4, 3, { name: 'conv0' }));
+    const y2 = b.conv(h0, 4, 4, 3, { name: 'conv1' });
+    for (const y of [y1, y2]) b.output(y, DataType.FLOAT);
+    const proto = b.build();
+    const cfg = config({ floatKernelWeights: 0 });
+    assert.deepEqual(calibrationTensors(proto, cfg).sort(), [x2, h0].sort());
+    assert.deepEqual(calibrationTensors(proto, config({ floatKernelWeights: 0, activationQdq: 'every-layer' })).sort(), [x, x2, h0].sort());
+    const feeds = [0, 1].map((k) => ({ x: floatTensor([1, 3, 8, 8], (i) => Math.sin(i * 0.3 + k)), x2: floatTensor([1, 3, 8, 8], (i) => Math.cos(i * 0.2 + k)) }));
+    const all = await observeAll(proto, feeds);
+    const only = new Map([...all].filter(([t]) => calibrationTensors(proto, cfg).includes(t)));
+    const a = quantizeStaticQdq(proto, { config: cfg, ranges: all, readWeight, domain: '' });
+    const o = quantizeStaticQdq(proto, { config: cfg, ranges: only, readWeight, domain: '' });
+    assert.deepEqual(encodeModel(o.model), encodeModel(a.model));
+    assert.deepEqual(o.skipped, a.skipped);
+  });
 });
