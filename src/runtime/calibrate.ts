@@ -495,20 +495,16 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
       countPieces.push(step, node(name, 'Shape', [subset]));
     }
   }
-  const outputs: SampledModel['outputs'] = [];
   const graphOutputs = [...graph.output];
-  for (const group of groups) {
-    const out = scope.fresh(`calib_sampled_${group.type}`);
-    nodes.push(makeNode('Concat', group.pieces, [out], scope.fresh(`${out}_node`), { axis: 0 }));
+  /** A new graph output: the pieces concatenated. */
+  const concatOutput = (base: string, pieces: string[]) => {
+    const out = scope.fresh(base);
+    nodes.push(makeNode('Concat', pieces, [out], scope.fresh(`${out}_node`), { axis: 0 }));
     graphOutputs.push(emptyValueInfo(out));
-    outputs.push({ name: out, segments: group.segments });
-  }
-  let counts: string | undefined;
-  if (countPieces.length) {
-    counts = scope.fresh('calib_sampled_counts');
-    nodes.push(makeNode('Concat', countPieces, [counts], scope.fresh(`${counts}_node`), { axis: 0 }));
-    graphOutputs.push(emptyValueInfo(counts));
-  }
+    return out;
+  };
+  const outputs = groups.map((g) => ({ name: concatOutput(`calib_sampled_${g.type}`, g.pieces), segments: g.segments }));
+  const counts = countPieces.length ? concatOutput('calib_sampled_counts', countPieces) : undefined;
   const phaseInput = emptyValueInfo(phase);
   phaseInput.type = {
     tensorType: { elemType: DataType.INT64, shape: { dims: [{ value: 1, denotation: '', unknownFields: [] }], unknownFields: [] }, unknownFields: [] },

@@ -25,6 +25,11 @@ function config(overrides: Partial<QuantConfig> = {}): QuantConfig {
 }
 
 /** Min/max of every float tensor of the main graph over the feeds: an independent calibration. */
+/** HardSwish as the PaddleOCR models write it: x · HardSigmoid(x), both float ops. */
+function hardSwish(b: ModelBuilder, t: string, name: string): string {
+  return b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
+}
+
 async function observeAll(proto: ModelProto, feedsList: Record<string, ort.Tensor>[]): Promise<Map<string, FloatRange>> {
   const copy: ModelProto = { ...proto, graph: { ...proto.graph!, output: [...proto.graph!.output] } };
   const known = new Set(copy.graph!.output.map((o) => o.name));
@@ -204,10 +209,9 @@ describe('static QDQ', () => {
     //                                               (MatMulIntegerToFloat): its inputs stay quantized
     const b = new ModelBuilder({ opset: 13, seed: 11 });
     const x = b.input('x', DataType.FLOAT, [1, 3, 10, 10]);
-    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
     const h0 = b.relu(b.conv(x, 3, 4, 3, { name: 'conv0' }));
-    const y1 = hswish(b.conv(h0, 4, 4, 3, { name: 'conv1' }), 'hswish1');
-    const y2 = hswish(b.conv(x, 3, 4, 3, { name: 'convA' }), 'hswish2');
+    const y1 = hardSwish(b, b.conv(h0, 4, 4, 3, { name: 'conv1' }), 'hswish1');
+    const y2 = hardSwish(b, b.conv(x, 3, 4, 3, { name: 'convA' }), 'hswish2');
     const a = b.input('a', DataType.FLOAT, [2, 3]);
     const c = b.input('c', DataType.FLOAT, [3, 2]);
     const y3 = b.node('MatMul', [a, c], {}, { name: 'mm_acts' });
@@ -250,10 +254,9 @@ describe('static QDQ', () => {
     // int8 weights: 2748 bytes; budget 0.125 → 343.5 bytes; convSmall in float adds 3 × 12 = 36, convBig 6912.
     const b = new ModelBuilder({ opset: 13, seed: 12 });
     const x = b.input('x', DataType.FLOAT, [1, 3, 8, 8]);
-    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
     const h0 = b.relu(b.conv(x, 3, 16, 3, { name: 'conv0' }));
-    const y1 = hswish(b.conv(h0, 16, 16, 3, { name: 'convBig' }), 'hswish1');
-    const y2 = hswish(b.conv(x, 3, 4, 1, { name: 'convSmall' }), 'hswish2');
+    const y1 = hardSwish(b, b.conv(h0, 16, 16, 3, { name: 'convBig' }), 'hswish1');
+    const y2 = hardSwish(b, b.conv(x, 3, 4, 1, { name: 'convSmall' }), 'hswish2');
     for (const y of [y1, y2]) b.output(y, DataType.FLOAT);
     const proto = b.build();
     const feeds = [0, 1].map((k) => ({ x: floatTensor([1, 3, 8, 8], (i) => Math.sin(i * 0.29 + k)) }));
@@ -285,9 +288,8 @@ describe('static QDQ', () => {
     // x ─ conv0 → Relu → conv1 → HardSwish → y1;  a, c ─ MatMul → y2 (two activations: stays float)
     const b = new ModelBuilder({ opset: 13, seed: 13 });
     const x = b.input('x', DataType.FLOAT, [1, 3, 10, 10]);
-    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
     const h0 = b.relu(b.conv(x, 3, 8, 3, { name: 'conv0' }));
-    const y1 = hswish(b.conv(h0, 8, 8, 3, { name: 'conv1' }), 'hswish1');
+    const y1 = hardSwish(b, b.conv(h0, 8, 8, 3, { name: 'conv1' }), 'hswish1');
     const a = b.input('a', DataType.FLOAT, [2, 3]);
     const c = b.input('c', DataType.FLOAT, [3, 2]);
     const y2 = b.node('MatMul', [a, c], {}, { name: 'mm_acts' });
@@ -322,8 +324,7 @@ describe('static QDQ', () => {
     const b = new ModelBuilder({ opset: 13, seed: 14 });
     const x = b.input('x', DataType.FLOAT, [1, 3, 8, 8]);
     const x2 = b.input('x2', DataType.FLOAT, [1, 3, 8, 8]);
-    const hswish = (t: string, name: string) => b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
-    const y1 = hswish(b.conv(x, 3, 4, 3, { name: 'convA' }), 'hswish');
+    const y1 = hardSwish(b, b.conv(x, 3, 4, 3, { name: 'convA' }), 'hswish');
     const h0 = b.relu(b.conv(x2, 3, 4, 3, { name: 'conv0' }));
     const y2 = b.conv(h0, 4, 4, 3, { name: 'conv1' });
     for (const y of [y1, y2]) b.output(y, DataType.FLOAT);

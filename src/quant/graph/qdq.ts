@@ -227,9 +227,10 @@ function weightCount(constants: ReadonlyMap<string, TensorProto>, n: NodeProto, 
 }
 
 /**
- * The float kernels that keep float weights: convs whose output only float ops read (see
- * ActivationQdq; with 'none', every weighted layer), smallest first, while the bytes they add over
- * quantized weights stay within `budget` × the size of all of the graph's quantized weights.
+ * The float kernels that keep float weights, with their weight counts: convs whose output only
+ * float ops read (see ActivationQdq; with 'none', every weighted layer), smallest first, while the
+ * bytes they add over quantized weights stay within `budget` × the size of all of the graph's
+ * quantized weights.
  * Quantizing such a layer's weights saves size and no time, and the small ones — depthwise filters
  * of 9 or 25 taps, early pointwise layers — lose the most to it: on PP-OCRv4's recognizer the
  * default budget keeps 20 convs (106,336 weights) in float, and output SQNR on new lines went from
@@ -241,19 +242,19 @@ function floatKernelsKeepingFloatWeights(
   settings: ReadonlyMap<NodeProto, NodeQuantSettings>,
   constants: ReadonlyMap<string, TensorProto>,
   budget: number,
-): NodeProto[] {
+): { n: NodeProto; count: number }[] {
   if (!(budget > 0) || floatKernels.size === 0) return [];
   const bits = (n: NodeProto) => WEIGHT_BITS[settings.get(n)!.weightType];
   let quantizedBytes = 0;
   for (const [n, r] of roles) if (r.kind === 'weighted') quantizedBytes += (weightCount(constants, n, r) * bits(n)) / 8;
   const candidates = [...floatKernels].map((n) => ({ n, count: weightCount(constants, n, roles.get(n) as Extract<Role, { kind: 'weighted' }>) }));
   candidates.sort((a, b) => a.count - b.count);
-  const kept: NodeProto[] = [];
+  const kept: { n: NodeProto; count: number }[] = [];
   let added = 0;
-  for (const { n, count } of candidates) {
-    added += (count * (32 - bits(n))) / 8;
+  for (const c of candidates) {
+    added += (c.count * (32 - bits(c.n))) / 8;
     if (added > budget * quantizedBytes) break;
-    kept.push(n);
+    kept.push(c);
   }
   return kept;
 }
@@ -449,15 +450,14 @@ function quantizeGraph(
   }
 
   // ---- 1b. float kernels keep float weights, smallest first, within the budget ----
-  for (const n of floatKernelsKeepingFloatWeights(floatInputs, roles, settings, constants, integerKernelsOnly || weightsOnly ? config.floatKernelWeights : 0)) {
-    const r = roles.get(n) as Extract<Role, { kind: 'weighted' }>;
+  for (const { n, count } of floatKernelsKeepingFloatWeights(floatInputs, roles, settings, constants, integerKernelsOnly || weightsOnly ? config.floatKernelWeights : 0)) {
     floatInputs.delete(n);
     roles.delete(n);
     settings.delete(n);
     skipped.push({
       name: nodeLabel(n),
       opType: n.opType,
-      reason: `runs as a float kernel in onnxruntime (${weightsOnly ? 'its activations stay float' : 'its output feeds only float ops'}), so int8 weights would save only size: its ${weightCount(constants, n, r)} weights stay float (--float-kernel-weights)`,
+      reason: `runs as a float kernel in onnxruntime (${weightsOnly ? 'its activations stay float' : 'its output feeds only float ops'}), so int8 weights would save only size: its ${count} weights stay float (--float-kernel-weights)`,
     });
   }
 
