@@ -21,14 +21,18 @@ import { quantizeModel } from '../src/runtime/quantize-model';
 import { REAL_MODELS } from '../test/helpers/ort';
 import { decodeRecOutput, renderClsSamples, renderDetPages, renderRecSamples, runVad, synthesizeVadAudio, vadDecisions, writeTaskFolder, type Task } from '../test/helpers/tasks';
 
-// Plain 8-bit: refinements off, and no 16-bit activations for recurrent-state models (a default, not a refinement).
-const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, depthwiseEqualization: false, biasCorrection: false, smoothQuant: false, adaround: false, activationTypeAuto: false };
+// Plain 8-bit: refinements off, no 16-bit activations for recurrent-state models and activations
+// quantized wherever an integer kernel reads them (defaults, not refinements).
+const BASE: Partial<QuantConfig> = { crossLayerEqualization: false, depthwiseEqualization: false, biasCorrection: false, smoothQuant: false, adaround: false, activationTypeAuto: false, activationQdq: 'integer-kernels' };
 const VARIANTS: Record<string, Partial<QuantConfig>> = {
   base: {},
   dweq: { depthwiseEqualization: true },
-  // The defaults: depthwise equalization, learned rounding, 16-bit activations for recurrent state.
-  defaults: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true },
-  defbc: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, biasCorrection: true },
+  // The defaults: depthwise equalization, learned rounding, 16-bit activations for recurrent state,
+  // activations quantized only where integer kernels carry the work.
+  defaults: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, activationQdq: 'auto' },
+  defbc: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, activationQdq: 'auto', biasCorrection: true },
+  // The defaults with int8 activations wherever an integer kernel reads them (--activation-qdq integer-kernels).
+  int8act: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, activationQdq: 'integer-kernels' },
   // The defaults with float activations: int8 weights only (--activation-qdq none).
   weights: { depthwiseEqualization: true, adaround: true, activationTypeAuto: true, activationQdq: 'none' },
   cle: { crossLayerEqualization: true },

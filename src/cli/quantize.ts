@@ -104,10 +104,12 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --adaround | --no-adaround  --adaround-seconds S (default 60)  learned weight rounding per layer (static, on by default)
       --dw-equalization | --no-dw-equalization      equalize depthwise conv input channels (static, on by default)
       --kernel-sums | --no-kernel-sums              Conv weights keep each kernel's sum when rounded (static; off by default)
-      --activation-qdq integer-kernels|every-layer|none  Q/DQ only where onnxruntime runs an integer kernel
-                              (default; layers whose output feeds float ops read float inputs), on
-                              every quantized layer's input (default of --target gpu-tensorrt and npu),
-                              or on no activation: int8 weights, float activations
+      --activation-qdq auto|integer-kernels|every-layer|none  auto (default): integer-kernels when
+                              integer kernels carry ≥ 1/8 of the multiply-adds, else none;
+                              integer-kernels: Q/DQ only where onnxruntime runs an integer kernel
+                              (layers whose output feeds float ops read float inputs); every-layer: on
+                              every quantized layer's input (default of --target gpu-tensorrt and npu);
+                              none: int8 weights, float activations
       --float-kernel-weights F  convs onnxruntime runs as float kernels keep float weights, smallest
                               first, within F × the quantized weights' size (default 0.125; 0: none; 3: all)
       --dim NAME=SIZE         size of a symbolic input dim for synthetic data (repeatable)

@@ -11,6 +11,9 @@ export type WeightType = 'int8' | 'uint8' | 'int4' | 'uint4';
 export type TargetPreset = 'cpu-x86' | 'cpu-arm' | 'gpu-tensorrt' | 'npu';
 /**
  * Which activations get a Q/DQ pair (static mode):
+ * - 'auto' (the default): 'integer-kernels' when the integer kernels would carry at least 1/8 of
+ *   the model's multiply-adds, otherwise 'none' (runtime/activation-qdq.ts: below that share no
+ *   integer speed-up pays for the activations' rounding error).
  * - 'integer-kernels': only where an integer kernel can use it. A Conv/ConvTranspose whose output
  *   only float ops read (a HardSwish, a graph output…) cannot become an integer kernel in
  *   onnxruntime: it runs in float on its int8 weights and reads its input in float. (Gemm and
@@ -22,7 +25,7 @@ export type TargetPreset = 'cpu-x86' | 'cpu-arm' | 'gpu-tensorrt' | 'npu';
  *   (PP-OCRv4's recognizer ran at 0.98× float either way) it keeps the size and drops the
  *   activations' rounding error; calibration then only serves the weight refinements.
  */
-export type ActivationQdq = 'integer-kernels' | 'every-layer' | 'none';
+export type ActivationQdq = 'auto' | 'integer-kernels' | 'every-layer' | 'none';
 
 /** Per-node settings from a recipe; anything left out falls back to the global settings. */
 export interface NodeOverride {
@@ -104,10 +107,11 @@ export interface QuantConfig {
    */
   kernelSumRounding: boolean;
   /**
-   * See ActivationQdq. 'integer-kernels' by default (onnxruntime's CPU kernels): a Q/DQ pair in
-   * front of a layer that runs in float anyway adds rounding error and a pass over the tensor and
-   * buys nothing. On PP-OCRv4's detector (36 of 64 convs run in float) output SQNR went from 20.3
-   * to 21.8 dB and latency down ~10%; the recognizer's from 14.6 to 16.7 dB (README).
+   * See ActivationQdq. 'auto' by default: 'integer-kernels' (onnxruntime's CPU kernels) where
+   * integer kernels carry enough of the work, else 'none'. A Q/DQ pair in front of a layer that
+   * runs in float anyway adds rounding error and a pass over the tensor and buys nothing. On
+   * PP-OCRv4's detector (36 of 64 convs run in float) output SQNR went from 20.3 to 21.8 dB and
+   * latency down ~10%; the recognizer's from 14.6 to 16.7 dB (README).
    */
   activationQdq: ActivationQdq;
   /**
@@ -150,7 +154,7 @@ export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   adaround: true,
   adaroundSeconds: 60,
   kernelSumRounding: false,
-  activationQdq: 'integer-kernels',
+  activationQdq: 'auto',
   floatKernelWeights: 0.125,
 } satisfies QuantConfig);
 

@@ -136,7 +136,8 @@ function raise(config: QuantConfig, name: string): { config: QuantConfig; precis
   if (current === 'float') return undefined;
   const o: NodeOverride = { ...(config.nodes[name] ?? {}) };
   let precision: LoopPrecision;
-  if (current === 'int8') {
+  // With float activations ('none') a layer's only rung is float weights.
+  if (current === 'int8' && config.activationQdq !== 'none') {
     o.activationType = WIDER_ACTIVATION[nodeSettings(config, name).activationType];
     precision = 'int16';
   } else {
@@ -314,7 +315,7 @@ export async function accuracyLoop(o: LoopOptions): Promise<LoopResult> {
     if (triedAll16 || steps.length > o.maxSteps) return false;
     triedAll16 = true;
     const raised = cands.filter((c) => precisionOf(config, c.name) === 'int8');
-    if (!raised.length || is16BitActivation(config.activationType)) return false;
+    if (!raised.length || is16BitActivation(config.activationType) || config.activationQdq === 'none') return false;
     // The global type, not per-node overrides: data movement and the tensors between layers follow.
     const next: QuantConfig = { ...config, activationType: WIDER_ACTIVATION[config.activationType] };
     const candidate = o.transform(next);

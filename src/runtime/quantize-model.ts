@@ -22,7 +22,7 @@ import { clipLowerBound, quantizedActivationTensors, quantizeStaticQdq, RangeCho
 import { quantizeWeightOnly } from '../quant/graph/weight-only';
 import { SkippedNode, TransformedNode } from '../quant/graph/edit';
 import { TARGET_PRESETS } from '../quant/presets';
-import { placeQdq } from '../quant/graph/placement';
+import { placeQdq, wants16Bit } from '../quant/graph/placement';
 import { FloatRange } from '../quant/types';
 import { equalizeCrossLayer } from '../quant/refine/cle';
 import type { RefinementReport } from '../quant/refine/report';
@@ -34,6 +34,7 @@ import { inputLayerActivationType } from '../quant/graph/input-layers';
 import { chooseInputLayerPrecision } from './refine/input-layers';
 import { equalizeDepthwiseInputs, withPendingEqualizations, type PendingEqualization } from './refine/equalize-depthwise';
 import { smoothQuant } from './refine/smoothquant';
+import { chooseActivationQdq } from './activation-qdq';
 import { calibrate, chooseRange, TensorStats } from './calibrate';
 import { Branch, INLINED_OUTPUT_TAG, inlineTakenBranches, observeTakenBranches, quantizableIfNodes } from './branches';
 import { compareModels, OutputComparison, QuantizedModelError } from './evaluate';
@@ -311,7 +312,18 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   onProgress?.({ phase: 'load', done: 0, total: 1 });
   const model = OnnxModel.load(options.input);
   try {
-    const state = stateActivationType(model.proto, options.config);
+    const stage: StageOptions = { signal, threads: options.threads, onProgress };
+    // The accuracy loop may give layers 16-bit activations: place Q/DQ where those are legal.
+    const allow16Bit = options.accuracyTarget !== undefined;
+    let requested = options.config;
+    let prepared: StaticPlan | undefined;
+    if (requested.mode === 'static' && requested.activationQdq === 'auto') {
+      const resolved = await resolveActivationQdq(model, requested, options.calib, { ...stage, allow16Bit });
+      requested = resolved.config;
+      prepared = resolved.plan;
+      preprocessing.push(resolved.note);
+    }
+    const state = stateActivationType(model.proto, requested);
     if (state.note) preprocessing.push(state.note);
     let config = state.config;
     // 16-bit candidates for the layers reading the model input, measured after calibration.
@@ -322,11 +334,9 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
     const refinements: RefinementReport[] = [];
     let finalConfig = config;
     let accuracy: QuantizeReport['accuracyLoop'] = null;
-    const stage: StageOptions = { signal, threads: options.threads, onProgress };
 
     if (config.mode === 'static') {
-      // The accuracy loop may give layers 16-bit activations: place Q/DQ where those are legal.
-      let plan = await prepareStatic(model, config, options.calib, { ...stage, allow16Bit: options.accuracyTarget !== undefined });
+      let plan = prepared ?? (await prepareStatic(model, config, options.calib, { ...stage, allow16Bit }));
       preprocessing.push(...plan.preprocessing);
       warnings.push(...plan.warnings);
       refinements.push(...plan.refinements);
@@ -475,6 +485,21 @@ export async function quantizeModel(options: QuantizeModelOptions): Promise<Quan
   } finally {
     model.close();
   }
+}
+
+/**
+ * Resolves ActivationQdq 'auto' (see runtime/activation-qdq.ts) on the model as 'integer-kernels'
+ * would prepare it. That preparation is returned for reuse unless the choice changes what the
+ * placement needs (float activations need no 16-bit state, so no opset 21).
+ */
+async function resolveActivationQdq(model: OnnxModel, config: QuantConfig, calib: SampleSource, opts: StageOptions): Promise<{ config: QuantConfig; plan?: StaticPlan; note: string }> {
+  const probe = stateActivationType(model.proto, config).config;
+  const plan = await prepareStatic(model, probe, calib, opts);
+  opts.onProgress?.({ phase: 'preprocess', done: 0, total: 1, message: 'weighing integer kernels against float ones' });
+  const choice = await chooseActivationQdq(plan.calibProto, probe, calib, { readWeight: weightReader(model), file: model.file, domain: plan.domain, threads: opts.threads, signal: opts.signal });
+  const resolved: QuantConfig = { ...config, activationQdq: choice.activationQdq };
+  const samePlacement = wants16Bit(stateActivationType(model.proto, resolved).config) === wants16Bit(probe);
+  return { config: resolved, plan: samePlacement ? plan : undefined, note: choice.note };
 }
 
 /**

@@ -99,6 +99,26 @@ describe('accuracy-aware loop', () => {
     });
   });
 
+  it('float activations (--activation-qdq none): a layer\'s only rung is float weights, and there is no all-16-bit step', async () => {
+    await withModel(async (dir, file) => {
+      const model = OnnxModel.load(file);
+      const calib = syntheticSource(model, { count: 8, seed: 1 });
+      const evalSource = syntheticSource(model, { count: 4, seed: 2 });
+      model.close();
+      const settings = { ...DEFAULT_CONFIG, adaround: false, activationQdq: 'none' as const };
+      const plain = await quantizeModel({ input: file, output: path.join(dir, 'plain.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
+      const target = plain.eval.outputs[0]!.sqnrDb + 3;
+      const r = await quantizeModel({ input: file, output: path.join(dir, 'loop.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0, accuracyTarget: { kind: 'sqnr', minDb: target }, loopSteps: 4 });
+      const steps = r.accuracyLoop!.steps.slice(1);
+      assert.ok(steps.length > 0);
+      assert.deepEqual(
+        steps.filter((s) => s.precision !== 'float' || s.opType === 'activationType').map((s) => [s.layer, s.precision]),
+        [],
+      );
+      assert.ok(steps.filter((s) => s.kept).every((s) => r.settings.nodes[s.layer!]?.exclude));
+    });
+  });
+
   it('noise spread over many layers: every layer to 16-bit activations in one step before raising layers one at a time', async () => {
     const { dir, cleanup } = tempDir();
     try {

@@ -11,7 +11,7 @@ import { ModelBuilder } from '../../src/onnx/builder';
 import { DataType } from '../../src/onnx/dtypes';
 import { OnnxModel } from '../../src/onnx/model';
 import { DEFAULT_CONFIG } from '../../src/quant/config';
-import { describeFloatKernels, floatKernels } from '../../src/quant/graph/float-kernels';
+import { describeFloatKernels, floatKernels, integerKernels } from '../../src/quant/graph/float-kernels';
 import { tempDir } from '../helpers/ort';
 import { quantizeBuilt } from '../helpers/quantize';
 
@@ -56,6 +56,9 @@ describe('float kernels', () => {
       const kernelOf = (node: string) => [...ran].find(([n]) => n === node || n.startsWith(`${node}_`))?.[1];
       assert.equal(kernelOf('conv0'), 'QLinearConv', JSON.stringify([...ran]));
       for (const node of ['conv1', 'conv2']) assert.match(kernelOf(node) ?? '', /^(Fused)?Conv$/, `${node}: ${JSON.stringify([...ran])}`);
+      const q = OnnxModel.load(out);
+      assert.deepEqual([...integerKernels(q.proto)], ['conv0'], 'the integer kernels found statically');
+      q.close();
     } finally {
       tmp.cleanup();
     }
@@ -72,13 +75,15 @@ describe('float kernels', () => {
       const img = b.input('img', DataType.FLOAT, [1, 4, 12, 12]);
       const c = b.conv(img, 4, 4, 3, { name: 'conv' });
       b.output(b.node('Mul', [c, b.node('HardSigmoid', [c], { alpha: 1 / 6, beta: 0.5 }, { name: 'hsig' })], {}, { name: 'hswish' }), DataType.FLOAT, [1, 4, 12, 12]);
-      const { report: r, output: out } = await quantizeBuilt(b.build(), tmp.dir, 'mixed', { ...DEFAULT_CONFIG, activationTypeAuto: false });
+      // Integer kernels explicitly: 'auto' would leave activations float (the conv holds 95% of the work).
+      const { report: r, output: out } = await quantizeBuilt(b.build(), tmp.dir, 'mixed', { ...DEFAULT_CONFIG, activationTypeAuto: false, activationQdq: 'integer-kernels' });
 
       assert.deepEqual(r.floatKernels.map((k) => k.name), ['conv']);
       const q = OnnxModel.load(out);
       const conv = q.proto.graph!.node.find((n) => n.name === 'conv')!;
-      q.close();
       assert.equal(conv.input[0], img, 'the conv reads the graph input unquantized');
+      assert.deepEqual([...integerKernels(q.proto)].sort(), ['gemm', 'mm']);
+      q.close();
 
       const ran = await kernelsRun(out, tmp.dir, {
         x: new ort.Tensor('float32', new Float32Array(64).map((_, i) => Math.cos(i)), [4, 16]),

@@ -40,9 +40,10 @@ describe('refinement settings', () => {
     assert.throws(() => parseRecipe({ histogramValues: -1 }, 'r.json'), RecipeError);
   });
 
-  it('--activation-qdq: integer-kernels by default, every-layer from the TensorRT and NPU presets; the command line and recipes win', () => {
-    assert.equal(resolveConfig({}).activationQdq, 'integer-kernels');
-    assert.equal(resolveConfig({ target: 'cpu-x86' }).activationQdq, 'integer-kernels');
+  it('--activation-qdq: auto by default, every-layer from the TensorRT and NPU presets; the command line and recipes win', () => {
+    assert.equal(resolveConfig({}).activationQdq, 'auto');
+    assert.equal(resolveConfig({ target: 'cpu-x86' }).activationQdq, 'auto');
+    assert.equal(resolveConfig({ 'activation-qdq': 'integer-kernels' }).activationQdq, 'integer-kernels');
     assert.equal(resolveConfig({ target: 'npu' }).activationQdq, 'every-layer');
     assert.equal(resolveConfig({ target: 'gpu-tensorrt' }).activationQdq, 'every-layer');
     assert.equal(resolveConfig({ target: 'npu', 'activation-qdq': 'integer-kernels' }).activationQdq, 'integer-kernels');

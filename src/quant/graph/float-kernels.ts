@@ -27,13 +27,8 @@ function isDq(n: NodeProto | undefined): boolean {
   return n?.opType === 'DequantizeLinear';
 }
 
-/**
- * Quantized Conv/ConvTranspose of the main graph (their weight comes from DequantizeLinear) whose
- * output is read unquantized, and how many quantized ones there are.
- */
-export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quantizedCompute: number } {
-  const g: GraphProto | undefined = model.graph;
-  if (!g) return { kernels: [], quantizedCompute: 0 };
+/** Producers, readers and the "every reader quantizes it" test over a Q/DQ model's main graph. */
+function qdqGraph(g: GraphProto) {
   const producer = new Map<string, NodeProto>();
   const readers = new Map<string, NodeProto[]>();
   for (const n of g.node) {
@@ -47,6 +42,17 @@ export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quant
     if (!rs.length || graphOutputs.has(tensor)) return false;
     return rs.every((r) => r.opType === 'QuantizeLinear' || (FOLDED_ACTIVATIONS.has(r.opType) && quantizedOutput(r.output[0] ?? '')));
   };
+  return { producer, readers, graphOutputs, quantizedOutput };
+}
+
+/**
+ * Quantized Conv/ConvTranspose of the main graph (their weight comes from DequantizeLinear) whose
+ * output is read unquantized, and how many quantized ones there are.
+ */
+export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quantizedCompute: number } {
+  const g: GraphProto | undefined = model.graph;
+  if (!g) return { kernels: [], quantizedCompute: 0 };
+  const { producer, readers, graphOutputs, quantizedOutput } = qdqGraph(g);
   const out: FloatKernel[] = [];
   let quantizedCompute = 0;
   for (const n of g.node) {
@@ -59,6 +65,32 @@ export function floatKernels(model: ModelProto): { kernels: FloatKernel[]; quant
     out.push({ name: n.name, opType: n.opType, readers: graphOutputs.has(output) ? [...floatReaders, 'graph output'] : floatReaders });
   }
   return { kernels: out, quantizedCompute };
+}
+
+/**
+ * Names of the main graph's Conv, ConvTranspose, MatMul and Gemm nodes onnxruntime runs as
+ * integer kernels: quantized weights, a quantized activation input (DequantizeLinear of a
+ * QuantizeLinear; either side of an activation × activation MatMul), and for Conv/ConvTranspose a
+ * quantized output.
+ */
+export function integerKernels(model: ModelProto): Set<string> {
+  const names = new Set<string>();
+  const g = model.graph;
+  if (!g) return names;
+  const { producer, quantizedOutput } = qdqGraph(g);
+  const quantizedActivation = (t: string | undefined) => {
+    const dq = producer.get(t ?? '');
+    return isDq(dq) && producer.get(dq!.input[0] ?? '')?.opType === 'QuantizeLinear';
+  };
+  for (const n of g.node) {
+    if (!isDefaultDomain(n)) continue;
+    const convLike = INTEGER_ONLY_WITH_QUANTIZED_OUTPUT.has(n.opType);
+    if (!convLike && n.opType !== 'MatMul' && n.opType !== 'Gemm') continue;
+    const weightQuantized = isDq(producer.get(n.input[1] ?? ''));
+    const reads = quantizedActivation(n.input[0]) || (n.opType === 'MatMul' && quantizedActivation(n.input[1]));
+    if (weightQuantized && reads && (!convLike || quantizedOutput(n.output[0] ?? ''))) names.add(n.name);
+  }
+  return names;
 }
 
 /** One line for the report: how many, which readers, an example. Undefined when there are none. */

@@ -335,7 +335,8 @@ function quantizeGraph(
    * runs them in float whatever their input, so they read it unquantized.
    */
   const floatInputs = new Set<NodeProto>();
-  const integerKernelsOnly = config.activationQdq === 'integer-kernels';
+  // 'auto' is resolved before the transform (runtime/activation-qdq.ts); unresolved, it plans as 'integer-kernels'.
+  const integerKernelsOnly = config.activationQdq === 'integer-kernels' || config.activationQdq === 'auto';
 
   // ---- 1. decide which nodes are quantized, in topological order ----
   for (const n of order) {
