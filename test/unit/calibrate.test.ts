@@ -15,7 +15,7 @@ import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
 import { HistogramObserver, percentileRange } from '../../src/quant';
 import { float32ToFp16Bits, fp16BitsToNumber } from '../../src/quant/fp16';
-import { calibrate, calibrationWorkers, chooseRange, stridedCount, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
+import { calibrate, calibrationWorkers, chooseRange, observeStrided, stridedCount, TensorObserver, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
 import { liveSessionWorkerCount, WorkerSessions } from '../../src/runtime/worker-sessions';
 import type { Sample, SampleSource } from '../../src/runtime/samples';
 import { floatTensor, REAL_MODELS, realModelFeeds, tempDir } from '../helpers/ort';
@@ -140,7 +140,7 @@ describe('calibrate: builder model with exact references', () => {
   }
 
   for (const [opset, shape] of [[17, [1, 1000]], [17, ['n', 1000]], [9, [1, 1000]]] as const) {
-    it(`histogramValues (opset ${opset}, input shape [${shape.join(', ')}]): a large tensor's histogram bins the strided subset, its min/max stay exact; small tensors and inputs are whole`, async () => {
+    it(`histogramValues (opset ${opset}, input shape [${shape.join(', ')}]): a large tensor's histogram bins the strided subset, its min/max stay exact; graph inputs are sampled the same way in JS; small tensors are whole`, async () => {
       // x [1, 1000] → Relu → h (1000 values: sampled at 100, step 10) → ReduceMean → m (1 value: whole).
       const b = new ModelBuilder({ opset });
       b.input('x', DataType.FLOAT, [...shape]);
@@ -167,7 +167,9 @@ describe('calibrate: builder model with exact references', () => {
       assert.deepEqual([hs.min, hs.max], [min, max], 'exact extremes');
       assert.equal(hs.histogram!.total, 500, '100 values per sample');
       assert.deepEqual([...hs.histogram!.counts], [...ref.histogram().counts]);
-      assert.equal(stats(r, 'x').histogram!.total, 5000, 'graph inputs are binned whole');
+      const xs_ = stats(r, 'x');
+      assert.equal(xs_.histogram!.total, 500, 'graph inputs: the same 100 values per sample');
+      assert.deepEqual([xs_.min, xs_.max], [Math.min(...xs.map((x) => Math.min(...x))), Math.max(...xs.map((x) => Math.max(...x)))], 'graph inputs: exact extremes');
       // m has static size 1 when the shape is fixed (returned whole); with a symbolic dim it goes
       // through the subset path with step 1, which is the whole tensor too.
       assert.equal(stats(r, 'm').histogram!.total, 5);
@@ -230,9 +232,12 @@ describe('calibrate: builder model with exact references', () => {
     const lengths = [1005, 700, 400, 1005, 250];
     const xs = lengths.map((_, i) => Float32Array.from({ length: 1005 }, (_, j) => Math.sin(j * 0.11 + i) * (1 + (j % 5))));
     const samples = xs.map((x, i) => ({ x: new ort.Tensor('float32', x, [1, 1005]), k: new ort.Tensor('int64', BigInt64Array.of(BigInt(lengths[i]!)), [1]) }));
-    const r = await calibrate(model, ['h', 'g', 'n'], sourceOf(samples), { method: 'mse', threads: 1, histogramValues: 100 });
-    const refs = { h: new HistogramObserver(), g: new HistogramObserver(), n: new HistogramObserver() };
+    // x, a graph input, is observed in JS the same way: exact extremes and the same strided subset.
+    const r = await calibrate(model, ['h', 'g', 'n', 'x'], sourceOf(samples), { method: 'mse', threads: 1, histogramValues: 100 });
+    const refs = { h: new HistogramObserver(), g: new HistogramObserver(), n: new HistogramObserver(), x: new HistogramObserver() };
     for (const [i, x] of xs.entries()) {
+      refs.x.extendRange(Math.min(...x), Math.max(...x));
+      refs.x.update(x.filter((_, j) => j % 11 === (7919 * i) % 11));
       const h = Array.from(x, (v) => Math.max(0, v));
       refs.h.extendRange(Math.min(...h), Math.max(...h));
       refs.h.update(Float32Array.from(h.filter((_, j) => j % 11 === (7919 * i) % 11)));
@@ -255,6 +260,22 @@ describe('calibrate: builder model with exact references', () => {
       assert.deepEqual([got.min, got.max], [want.min, want.max], `${name}: exact extremes`);
       assert.deepEqual([...got.counts], [...want.counts], name);
     }
+  });
+
+  it('observeStrided: a graph input\'s extremes skip NaN/Inf, which are counted from the subset; a small one is binned whole', () => {
+    const values = Float32Array.from({ length: 50 }, (_, j) => j - 20);
+    values[3] = NaN; // in the subset of sample 0 (step 3, start 0)
+    values[4] = Infinity; // not in it
+    values[49] = -1000; // the minimum, not in the subset
+    const obs = new TensorObserver('mse', undefined);
+    observeStrided(obs, values, 20, 0);
+    const st = obs.stats()!;
+    assert.deepEqual([st.min, st.max], [-1000, 28]);
+    assert.deepEqual(st.nonFinite, { nan: 1, posInf: 0, negInf: 0 });
+    assert.equal(st.histogram!.total, 16, '17 values at positions 0, 3, …, 48, one of them NaN');
+    const small = new TensorObserver('mse', undefined);
+    observeStrided(small, Float32Array.of(1, 2, 3), 20, 5);
+    assert.equal(small.stats()!.histogram!.total, 3);
   });
 
   it('minmax: tensors of rank 4, 2 and 0 (reductions grouped by rank) give the histogram path\'s ranges and counts, NaN / ±Inf included', async () => {
