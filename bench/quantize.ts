@@ -3,6 +3,8 @@
  * - calibration cost per sample vs one float inference of that sample (every method);
  * - peak memory of histogram calibration with 128 vs 32 samples (fresh process each);
  * - static int8 of a ResNet-style Conv network: file size and median latency vs float.
+ * The network is ResNet-18-style at the usual 224×224; the calibration cost is also measured at
+ * 112×112, where one inference takes ~2 ms and calibration's fixed per-tensor costs weigh more.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,11 +18,12 @@ import type { Sample, SampleSource } from '../src/runtime/samples';
 import { calibrationMsPerSample, DATA, inferenceTimes, isChild, mb, median, peakRssBytes, runChild } from './lib';
 import { resnet } from './models';
 
-const RESNET = path.join(DATA, 'resnet-ish.onnx');
+const RESNET = path.join(DATA, 'resnet-ish-224.onnx');
+const RESNET_112 = path.join(DATA, 'resnet-ish.onnx');
 
-/** A ResNet-18-style network at 112×112: 7×7 stem and max pool, 3 stages of residual 3×3 blocks. */
-export function buildResnetIsh(file = RESNET): string {
-  return resnet(file, { seed: 21, size: 112, stem: { channels: 64, kernel: 7, stride: 2, pool: true }, stages: [[64, 1], [128, 2], [256, 2]], classes: 1000 });
+/** A ResNet-18-style network: 7×7 stem and max pool, 3 stages of residual 3×3 blocks; 224×224 input unless told. */
+export function buildResnetIsh(file = RESNET, size = 224): string {
+  return resnet(file, { seed: 21, size, stem: { channels: 64, kernel: 7, stride: 2, pool: true }, stages: [[64, 1], [128, 2], [256, 2]], classes: 1000 });
 }
 
 /**
@@ -40,8 +43,9 @@ export async function calibrationCost(
   rounds = 1,
   histogramValues = DEFAULT_CONFIG.histogramValues,
   workers?: number,
-): Promise<{ infer: number; calib: number }> {
-  const model = OnnxModel.load(RESNET);
+  file = RESNET,
+): Promise<{ infer: number; calib: number; ratios: number[] }> {
+  const model = OnnxModel.load(file);
   const generated = syntheticSource(model, { count: samples, seed: 3 });
   const cached: Sample[] = [];
   for await (const s of generated.samples()) cached.push(s);
@@ -55,7 +59,7 @@ export async function calibrationCost(
           yield* cached;
         },
       };
-  const session = await ort.InferenceSession.create(RESNET, { intraOpNumThreads: 2, logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(file, { intraOpNumThreads: 2, logSeverityLevel: 3 });
   const results: { infer: number; calib: number }[] = [];
   try {
     for (let r = 0; r < rounds; r++) {
@@ -68,43 +72,58 @@ export async function calibrationCost(
     await session.release();
   }
   results.sort((a, b) => a.calib / a.infer - b.calib / b.infer);
-  return results[(results.length - 1) >> 1]!;
+  return { ...results[(results.length - 1) >> 1]!, ratios: results.map((r) => r.calib / r.infer) };
 }
 
 async function childMain(mode: string, arg: string): Promise<void> {
   if (mode === 'calib-memory') {
     const model = OnnxModel.load(RESNET);
-    const r = await calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), syntheticSource(model, { count: Number(arg), seed: 5 }), { method: 'entropy', threads: 2 });
+    // argv: samples, values binned per tensor and sample (quantize's default unless given; 0: every value).
+    const histogramValues = process.argv[5] !== undefined ? Number(process.argv[5]) : DEFAULT_CONFIG.histogramValues;
+    const r = await calibrate(model, calibrationTensors(model.proto, DEFAULT_CONFIG), syntheticSource(model, { count: Number(arg), seed: 5 }), { method: 'entropy', threads: 2, histogramValues });
     process.stdout.write(JSON.stringify({ maxRssBytes: peakRssBytes(), samples: r.samples }) + '\n');
   }
 }
 
+/** The rounds' ratios, lowest to highest: the machine's noise, next to the median. */
+function spread(ratios: readonly number[]): string {
+  return `rounds ${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)}×`;
+}
+
 export async function benchQuantize(): Promise<string[]> {
   buildResnetIsh();
+  buildResnetIsh(RESNET_112, 112);
   const lines: string[] = [];
   const size = fs.statSync(RESNET).size;
-  lines.push(`PTQ engine on a ResNet-style CNN (${mb(size)}, 1×3×112×112), 2 threads:`);
+  lines.push(`PTQ engine on a ResNet-18-style CNN (${mb(size)}, 1×3×224×224), 2 threads:`);
 
   for (const method of ['minmax', 'mse', 'entropy', 'percentile'] as const) {
     const c = await calibrationCost(method, 48, false, 5);
     const one = await calibrationCost(method, 48, false, 5, undefined, 1);
     const l = await calibrationCost(method, 48, true);
     lines.push(
-      `  calibration (${method}) per sample: ${(c.calib * 1000).toFixed(1)} ms vs one float inference ${(c.infer * 1000).toFixed(1)} ms = ${(c.calib / c.infer).toFixed(2)}× (median of 5 rounds; target ≤ 1.3×); ` +
+      `  calibration (${method}) per sample: ${(c.calib * 1000).toFixed(1)} ms vs one float inference ${(c.infer * 1000).toFixed(1)} ms = ${(c.calib / c.infer).toFixed(2)}× (median of 5 rounds, ${spread(c.ratios)}; target ≤ 1.3×); ` +
         `one session on the calling thread (before): ${(one.calib / one.infer).toFixed(2)}×; with synthetic-sample generation in the loop ${(l.calib / l.infer).toFixed(2)}×`,
     );
   }
   // The histogram methods bin a strided subset of each large activation by default; every value, for comparison.
   const every = await calibrationCost('mse', 48, false, 5, 0);
   lines.push(`  calibration (mse, every value binned: --histogram-values 0) per sample: ${(every.calib / every.infer).toFixed(2)}× one float inference`);
+  for (const method of ['minmax', 'mse'] as const) {
+    const small = await calibrationCost(method, 48, false, 5, undefined, undefined, RESNET_112);
+    lines.push(`  the same network at 1×3×112×112, calibration (${method}) per sample: ${(small.calib * 1000).toFixed(1)} ms vs ${(small.infer * 1000).toFixed(1)} ms = ${(small.calib / small.infer).toFixed(2)}× (${spread(small.ratios)})`);
+  }
 
   // Three fresh children each: with worker threads the peak moves by tens of MB with garbage-collection timing.
-  const peaks = (n: number) => median([0, 1, 2].map(() => runChild<{ maxRssBytes: number }>(__filename, ['calib-memory', String(n)]).maxRssBytes));
-  const m32 = peaks(32);
-  const m128 = peaks(128);
-  lines.push(`  entropy calibration peak RSS (median of 3 runs each): 32 samples ${mb(m32)}, 128 samples ${mb(m128)} = ${(m128 / m32).toFixed(3)}× (target ≤ 1.1×)`);
+  const peaks = (n: number, values: number) => median([0, 1, 2].map(() => runChild<{ maxRssBytes: number }>(__filename, ['calib-memory', String(n), String(values)]).maxRssBytes));
+  for (const values of [DEFAULT_CONFIG.histogramValues, 0]) {
+    const m32 = peaks(32, values);
+    const m128 = peaks(128, values);
+    const what = values ? `${values} values a tensor and sample (the default)` : 'every value (--histogram-values 0)';
+    lines.push(`  entropy calibration peak RSS, ${what} (median of 3 runs each): 32 samples ${mb(m32)}, 128 samples ${mb(m128)} = ${(m128 / m32).toFixed(3)}× (target ≤ 1.1×)`);
+  }
 
-  const out = path.join(DATA, 'resnet-ish.int8.onnx');
+  const out = path.join(DATA, 'resnet-ish-224.int8.onnx');
   const model = OnnxModel.load(RESNET);
   const quantizeResnet = (config: QuantConfig) =>
     quantizeModel({
