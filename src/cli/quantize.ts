@@ -88,7 +88,7 @@ export const QUANTIZE_USAGE = `  quantize <in.onnx> -o <out.onnx> [options] [--j
       --eval-fraction F       share of --calib held out when there is no --eval (default 0.2)
       --samples N             calibration samples to use (default 64)
       --method minmax|percentile|entropy|mse  --percentile P (default 99.99)
-      --histogram-values N    histogram methods: bin at most N values of each activation per sample (default 8192; 0: all)
+      --histogram-values N    histogram methods: bin at most N values of each activation per sample (default 16384; 0: all)
       --per-channel | --per-tensor                   weight scales (default per channel)
       --activation-type uint8|int8|uint16|int16      (default uint8; uint16 for models that carry
                               recurrent state between calls)   --weight-type int8|uint8|int4|uint4

@@ -134,7 +134,7 @@ export const DEFAULT_CONFIG: Readonly<QuantConfig> = Object.freeze({
   mode: 'static',
   method: 'mse',
   percentile: 99.99,
-  histogramValues: 8192,
+  histogramValues: 16384,
   perChannel: true,
   activationType: 'uint8',
   activationTypeAuto: true,

@@ -31,8 +31,8 @@ describe('refinement settings', () => {
     assert.equal(resolveConfig({ 'dw-equalization': true, recipe: 'r.json' }, () => JSON.stringify({ depthwiseEqualization: false })).depthwiseEqualization, true);
     assert.equal(parseRecipe({ depthwiseEqualization: false }, 'r.json').settings.depthwiseEqualization, false);
     assert.throws(() => resolveConfig({ 'dw-equalization': true, 'no-dw-equalization': true }), CliUsageError);
-    // Histogram subsets: 8192 values per activation per sample by default; 0 bins every value.
-    assert.equal(resolveConfig({}).histogramValues, 8192);
+    // Histogram subsets: 16384 values per activation per sample by default; 0 bins every value.
+    assert.equal(resolveConfig({}).histogramValues, 16384);
     assert.equal(resolveConfig({ 'histogram-values': '0' }).histogramValues, 0);
     assert.equal(resolveConfig({ 'histogram-values': '4096', recipe: 'r.json' }, () => JSON.stringify({ histogramValues: 0 })).histogramValues, 4096);
     assert.equal(resolveConfig({ recipe: 'r.json' }, () => JSON.stringify({ histogramValues: 0 })).histogramValues, 0);
