@@ -35,8 +35,9 @@ import type { FloatRange } from '../quant/types';
 import { calibrate, chooseRange, type CalibrationResult } from '../runtime/calibrate';
 import { modelSizeBytes } from '../runtime/evaluate';
 import { calibrationTensors, quantizeModel } from '../runtime/quantize-model';
+import { chooseActivationQdq } from '../runtime/activation-qdq';
 import type { Sample, SampleSource } from '../runtime/samples';
-import { throwIfAborted } from '../runtime/session';
+import { hasExternalData, throwIfAborted } from '../runtime/session';
 import { activationStats, type ChannelUsage } from './activation-stats';
 import { finding, type Finding, sortFindings, THRESHOLDS } from './findings';
 import { discoverLayers, layerWeightValues, type LayerInfo, withNodeNames } from './layers';
@@ -256,6 +257,14 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
     if (state.note) notes.push(`quantize's default for this model: ${state.note}; the activation sensitivities here are for ${config.activationType}`);
     const stem = inputLayerActivationType(model.proto, config);
     if (stem.layers.length) notes.push(`quantize's default: 16-bit activations for the ${stem.layers.length} layer(s) reading the model input (${listLayers(stem.layers)}) where that measures ≥ 1 dB better; the sensitivities here are for ${config.activationType} everywhere`);
+    if (config.activationQdq === 'auto' && options.calib && sensitivity !== 'none' && !hasExternalData(model.proto)) {
+      // What quantize's default would do with the activations (a probe transform and one float
+      // run: skipped for weight-and-range-only analyses and for models whose weights live in
+      // external data, where a second session would double the peak memory). The sensitivities
+      // below are measured with them quantized where integer kernels read them either way.
+      const choice = await chooseActivationQdq(named, config, options.calib, { readWeight: toFloat32, file: model.file, domain: '', threads: options.threads, signal });
+      notes.push(`quantize's default for this model: ${choice.note}${choice.activationQdq === 'none' ? `; the activation sensitivities here are for ${config.activationType} activations where integer kernels read them (--activation-qdq integer-kernels)` : ''}`);
+    }
 
     // ---- weights: one tensor at a time ----
     emit({ event: 'phase', phase: 'weights', total: layers.length });

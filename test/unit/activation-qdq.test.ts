@@ -17,6 +17,7 @@ import { integerKernelShare, multiplyAdds } from '../../src/quant/graph/multiply
 import { syntheticSource } from '../../src/runtime/data';
 import { MIN_INTEGER_SHARE } from '../../src/runtime/activation-qdq';
 import { quantizeModel, type QuantizeReport } from '../../src/runtime/quantize-model';
+import { analyzeModel } from '../../src/analysis/analyze';
 import { tempDir } from '../helpers/ort';
 
 function node(opType: string, input: string[], output: string[], attrs: Record<string, number> = {}): NodeProto {
@@ -155,6 +156,28 @@ describe('activation Q/DQ: auto', () => {
       assert.ok(report.preprocessing.some((p) => p.includes(`integer kernels carry ${share}% of the`)), report.preprocessing.join('\n'));
       assert.ok(Number(share) / 100 >= MIN_INTEGER_SHARE);
       assert.ok(ops.includes('QuantizeLinear'));
+    } finally {
+      cleanup();
+    }
+  });
+
+  it('analyze says what quantize\'s default will do with the activations', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const hs = path.join(dir, 'hswish.onnx');
+      hardSwishNet(hs);
+      const relu = path.join(dir, 'relu.onnx');
+      reluNet(relu);
+      const notes = async (file: string) => {
+        const m = OnnxModel.load(file);
+        const src = syntheticSource(m, { count: 2, seed: 3 });
+        const r = await analyzeModel({ model: file, calib: src, eval: src, sensitivity: 'local', suggest: false });
+        m.close();
+        return r.notes.filter((n) => /^quantize's default for this model: activations/.test(n));
+      };
+      const [floatNote] = await notes(hs);
+      assert.match(floatNote ?? '', /activations stay float, weights int8: integer kernels would carry only 0\.0% .*the activation sensitivities here are for uint8 activations where integer kernels read them/);
+      assert.match((await notes(relu))[0] ?? '', /activations quantized where an integer kernel reads them: integer kernels carry \d+\.\d% of the/);
     } finally {
       cleanup();
     }
