@@ -12,12 +12,13 @@
  * lines identically. Its detector (62%), angle classifier (35%) and a ResNet-style CNN (all of its
  * convs) keep quantized activations.
  */
-import { constantTensor, OnnxModel } from '../onnx/model';
+import { OnnxModel } from '../onnx/model';
 import type { ModelProto, TensorProto } from '../onnx/proto';
 import type { QuantConfig } from '../quant/config';
 import { COMPUTE_OPS, integerKernelShare, type IntegerShare } from '../quant/graph/multiply-adds';
 import { integerKernels } from '../quant/graph/float-kernels';
 import { quantizeStaticQdq } from '../quant/graph/qdq';
+import { graphConstants } from '../quant/refine/weights';
 import { withExtraOutputs } from './calibrate';
 import type { SampleSource } from './samples';
 import { createSession, runSession, throwIfAborted } from './session';
@@ -52,12 +53,7 @@ export async function chooseActivationQdq(proto: ModelProto, config: QuantConfig
   const probe = quantizeStaticQdq(named, { config: { ...config, activationQdq: 'integer-kernels' }, ranges: () => ({ min: 0, max: 1 }), readWeight: opts.readWeight, domain: opts.domain });
   const integer = integerKernels(probe.model);
   const shapes = new Map<string, readonly number[]>();
-  for (const t of graph.initializer) shapes.set(t.name, t.dims.map(Number));
-  for (const n of graph.node) {
-    if (n.opType !== 'Constant' || !n.output[0]) continue;
-    const t = constantTensor(n);
-    if (t) shapes.set(n.output[0], t.dims.map(Number));
-  }
+  for (const [name, t] of graphConstants(graph)) shapes.set(name, t.dims.map(Number));
   const compute = graph.node.filter((n) => COMPUTE_OPS.has(n.opType));
   const wanted = [...new Set(compute.flatMap((n) => [n.input[0], n.input[1], n.output[0]]).filter((t): t is string => !!t && !shapes.has(t)))];
   if (wanted.length) {

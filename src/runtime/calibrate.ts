@@ -570,11 +570,7 @@ class SampledTensorObserver implements SampleObserver {
       if (at !== v.length) throw new QuantizationError(`${context}: the calibration output "${out}" has ${v.length - at} values past its last tensor`);
     }
     for (const t of Object.values(outputs)) t.dispose();
-    for (const name of this.targets.inputs) {
-      const t = sample[name];
-      if (!t) throw new QuantizationError(`calibration sample ${index + 1}: no value for tensor "${name}"`);
-      observeStrided(this.targets.observers.get(name)!, asFloat32(t), this.sampled.limit, index);
-    }
+    for (const name of this.targets.inputs) observeStrided(this.targets.observers.get(name)!, sampleValues(sample[name], name, index), this.sampled.limit, index);
   }
 
   release(): Promise<void> {
@@ -835,9 +831,14 @@ function outputShapes(session: ort.InferenceSession, targets: Targets): Map<stri
   return out;
 }
 
-function observeTensor(obs: TensorObserver, t: ort.Tensor | undefined, name: string, index: number): void {
+/** A tensor of one sample (an output or a feed) as float32; its absence is an error naming it. */
+function sampleValues(t: ort.Tensor | undefined, name: string, index: number): Float32Array {
   if (!t) throw new QuantizationError(`calibration sample ${index + 1}: no value for tensor "${name}"`);
-  obs.update(asFloat32(t));
+  return asFloat32(t);
+}
+
+function observeTensor(obs: TensorObserver, t: ort.Tensor | undefined, name: string, index: number): void {
+  obs.update(sampleValues(t, name, index));
 }
 
 export interface ChooseRangeOptions {

@@ -15,6 +15,7 @@ import { saveModel } from '../../src/onnx/save';
 import { DEFAULT_CONFIG } from '../../src/quant/config';
 import { parseRecipeText } from '../../src/quant/recipe';
 import { syntheticSource } from '../../src/runtime/data';
+import type { SampleSource } from '../../src/runtime/samples';
 import { quantizeModel } from '../../src/runtime/quantize-model';
 import { runQuantize } from '../../src/cli/quantize';
 import { tempDir } from '../helpers/ort';
@@ -51,13 +52,18 @@ async function withModel(body: (dir: string, file: string) => Promise<void>): Pr
   }
 }
 
+/** Synthetic calibration (8 samples) and evaluation (4) sets for the model in `file`. */
+function syntheticSets(file: string): { calib: SampleSource; evalSource: SampleSource } {
+  const model = OnnxModel.load(file);
+  const sets = { calib: syntheticSource(model, { count: 8, seed: 1 }), evalSource: syntheticSource(model, { count: 4, seed: 2 }) };
+  model.close();
+  return sets;
+}
+
 describe('accuracy-aware loop', () => {
   it('raises the layer that hurts, reaches the SQNR target, writes the recipe, and the model measures as reported', async () => {
     await withModel(async (dir, file) => {
-    const model = OnnxModel.load(file);
-    const calib = syntheticSource(model, { count: 8, seed: 1 });
-    const evalSource = syntheticSource(model, { count: 4, seed: 2 });
-    model.close();
+    const { calib, evalSource } = syntheticSets(file);
     // Learned rounding off: the loop's own measurements are then exactly the written model's.
     // 8-bit everywhere to start from (no 16-bit stem): the outlier layer is then the worst.
     const settings = { ...DEFAULT_CONFIG, adaround: false, activationTypeAuto: false };
@@ -101,10 +107,7 @@ describe('accuracy-aware loop', () => {
 
   it('float activations (--activation-qdq none): a layer\'s only rung is float weights, and there is no all-16-bit step', async () => {
     await withModel(async (dir, file) => {
-      const model = OnnxModel.load(file);
-      const calib = syntheticSource(model, { count: 8, seed: 1 });
-      const evalSource = syntheticSource(model, { count: 4, seed: 2 });
-      model.close();
+      const { calib, evalSource } = syntheticSets(file);
       const settings = { ...DEFAULT_CONFIG, adaround: false, activationQdq: 'none' as const };
       const plain = await quantizeModel({ input: file, output: path.join(dir, 'plain.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
       const target = plain.eval.outputs[0]!.sqnrDb + 3;
@@ -129,10 +132,7 @@ describe('accuracy-aware loop', () => {
       b.output(x, DataType.FLOAT, [1, 8, 10, 10]);
       const file = path.join(dir, 'spread.onnx');
       saveModel(b.build(), file);
-      const model = OnnxModel.load(file);
-      const calib = syntheticSource(model, { count: 8, seed: 1 });
-      const evalSource = syntheticSource(model, { count: 4, seed: 2 });
-      model.close();
+      const { calib, evalSource } = syntheticSets(file);
       const settings = { ...DEFAULT_CONFIG, adaround: false };
       const plain = await quantizeModel({ input: file, output: path.join(dir, 'plain.onnx'), config: settings, calib, eval: evalSource, evalNote: 'test', latencyRuns: 0 });
       // 12 dB missing, and no single layer is worth a quarter of that.
@@ -216,10 +216,7 @@ describe('accuracy-aware loop', () => {
   });
   it('keeps learned rounding only if the target is no worse with it (else writes the loop\'s nearest-rounding model)', async () => {
     await withModel(async (dir, file) => {
-      const model = OnnxModel.load(file);
-      const calib = syntheticSource(model, { count: 8, seed: 1 });
-      const evalSource = syntheticSource(model, { count: 4, seed: 2 });
-      model.close();
+      const { calib, evalSource } = syntheticSets(file);
       // A metric that rewards error: learned rounding, which lowers the error, makes it worse.
       const errorScore = (f: Record<string, ort.Tensor>, q: Record<string, ort.Tensor>) => {
         const a = Object.values(f)[0]!.data as Float32Array;

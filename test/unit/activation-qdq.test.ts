@@ -68,6 +68,16 @@ function stateNet(file: string): void {
   saveModel(b.build(), file);
 }
 
+/** Runs `body` in a fresh folder, removed afterwards. */
+async function inTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const { dir, cleanup } = tempDir();
+  try {
+    await body(dir);
+  } finally {
+    cleanup();
+  }
+}
+
 async function quantize(file: string, config: Partial<QuantConfig> = {}): Promise<{ report: QuantizeReport; ops: string[]; opset: number }> {
   const model = OnnxModel.load(file);
   const src = syntheticSource(model, { count: 4, seed: 3 });
@@ -120,8 +130,7 @@ describe('activation Q/DQ: auto', () => {
   });
 
   it('a network whose convs all run as float kernels keeps float activations and int8 weights; integer-kernels still quantizes them on request', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const file = path.join(dir, 'hswish.onnx');
       hardSwishNet(file);
       const auto = await quantize(file);
@@ -138,14 +147,11 @@ describe('activation Q/DQ: auto', () => {
       assert.equal(forced.report.settings.activationQdq, 'integer-kernels');
       assert.ok(forced.ops.includes('QuantizeLinear'), 'the head reads a quantized input');
       assert.ok(!forced.report.preprocessing.some((p) => /^activations/.test(p)), 'no choice was made');
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   it('Conv → Relu chains keep quantized activations (every multiply-add in integer kernels)', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const file = path.join(dir, 'relu.onnx');
       reluNet(file);
       const { report, ops } = await quantize(file);
@@ -156,14 +162,11 @@ describe('activation Q/DQ: auto', () => {
       assert.ok(report.preprocessing.some((p) => p.includes(`integer kernels carry ${share}% of the`)), report.preprocessing.join('\n'));
       assert.ok(Number(share) / 100 >= MIN_INTEGER_SHARE);
       assert.ok(ops.includes('QuantizeLinear'));
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   it('analyze says what quantize\'s default will do with the activations', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const hs = path.join(dir, 'hswish.onnx');
       hardSwishNet(hs);
       const relu = path.join(dir, 'relu.onnx');
@@ -178,14 +181,11 @@ describe('activation Q/DQ: auto', () => {
       const [floatNote] = await notes(hs);
       assert.match(floatNote ?? '', /activations stay float, weights int8: integer kernels would carry only 0\.0% .*the activation sensitivities here are for uint8 activations where integer kernels read them/);
       assert.match((await notes(relu))[0] ?? '', /activations quantized where an integer kernel reads them: integer kernels carry \d+\.\d% of the/);
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   it('recurrent state: float activations need no 16-bit state, so the model keeps its opset', async () => {
-    const { dir, cleanup } = tempDir();
-    try {
+    await inTempDir(async (dir) => {
       const file = path.join(dir, 'state.onnx');
       stateNet(file);
       const auto = await quantize(file);
@@ -197,8 +197,6 @@ describe('activation Q/DQ: auto', () => {
       const forced = await quantize(file, { activationQdq: 'integer-kernels' });
       assert.ok(forced.report.preprocessing.some((p) => /recurrent state/.test(p)));
       assert.equal(forced.opset, 21);
-    } finally {
-      cleanup();
-    }
+    });
   });
 });
