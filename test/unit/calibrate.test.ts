@@ -509,6 +509,43 @@ describe('calibrate: samples in worker threads', () => {
     await assert.rejects(pool.run(matmulSamples(1)[0]!, ['y'], 'sample 1'), { name: 'ModelRunError', message: 'matmul.onnx: onnxruntime failed to run the model on sample 1: every session worker has stopped' });
   });
 
+  it('worker sessions with a shared slot: feeds and outputs pass through it while they fit, the rest in buffers of their own, with the same values', async () => {
+    const bytes = encodeModel(buildMatMulModel());
+    const pool = await WorkerSessions.create(bytes, { workers: 2, threadsPerWorker: 1, name: 'matmul.onnx' });
+    const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+    try {
+      const feeds = matmulSamples(5);
+      const here = await Promise.all(feeds.map((f) => session.run(f)));
+      // y: 6 float32 (24 bytes), then s: 2 int64 at byte 24; x: 8 float32 (32 bytes).
+      const roomy = new SharedArrayBuffer(64);
+      for (const [i, f] of feeds.entries()) {
+        // One slot, reused run after run: each run's outputs are read before the next.
+        const r = await pool.run(f, ['y', 's'], `sample ${i + 1}`, roomy);
+        assert.equal((r.y!.data as Float32Array).buffer, roomy);
+        assert.equal((r.s!.data as BigInt64Array).buffer, roomy);
+        assert.equal((r.s!.data as BigInt64Array).byteOffset, 24);
+        assert.deepEqual([...(r.y!.data as Float32Array)], [...(here[i]!.y!.data as Float32Array)]);
+        assert.deepEqual([...(r.s!.data as BigInt64Array)], [...(here[i]!.s!.data as BigInt64Array)]);
+        assert.deepEqual([...r.y!.dims], [2, 3]);
+      }
+      // Room for the feed and y but not s: s comes back in its own buffer.
+      const tight = new SharedArrayBuffer(32);
+      const r = await pool.run(feeds[0]!, ['y', 's'], 'sample 1', tight);
+      assert.equal((r.y!.data as Float32Array).buffer, tight);
+      assert.notEqual((r.s!.data as BigInt64Array).buffer, tight);
+      assert.deepEqual([...(r.s!.data as BigInt64Array)], [...(here[0]!.s!.data as BigInt64Array)]);
+      // Room for nothing: the feed goes and the outputs come back as without a slot.
+      const tiny = new SharedArrayBuffer(8);
+      const t = await pool.run(feeds[1]!, ['y'], 'sample 2', tiny);
+      assert.notEqual((t.y!.data as Float32Array).buffer, tiny);
+      assert.deepEqual([...(t.y!.data as Float32Array)], [...(here[1]!.y!.data as Float32Array)]);
+    } finally {
+      await pool.release();
+      await session.release();
+    }
+    assert.equal(liveSessionWorkerCount(), 0);
+  });
+
   it('calibrationWorkers: one per thread up to 4; one for few samples, models over 256 MB or little free memory', () => {
     const GB = 2 ** 30;
     assert.equal(calibrationWorkers(2, 10e6, 64, 16 * GB), 2);
