@@ -13,6 +13,7 @@ import { ModelProto } from '../../src/onnx/proto';
 import { tensorToFloat32, tensorValues } from '../../src/onnx/tensor-data';
 import { DEFAULT_CONFIG, QuantConfig } from '../../src/quant/config';
 import { quantizeStaticQdq } from '../../src/quant/graph/qdq';
+import { computeQParams } from '../../src/quant/params';
 import { calibrationTensors } from '../../src/runtime/quantize-model';
 import { FloatRange } from '../../src/quant/types';
 import { floatTensor, runModel } from '../helpers/ort';
@@ -24,12 +25,12 @@ function config(overrides: Partial<QuantConfig> = {}): QuantConfig {
   return { ...DEFAULT_CONFIG, ...overrides };
 }
 
-/** Min/max of every float tensor of the main graph over the feeds: an independent calibration. */
 /** HardSwish as the PaddleOCR models write it: x · HardSigmoid(x), both float ops. */
 function hardSwish(b: ModelBuilder, t: string, name: string): string {
   return b.node('Mul', [t, b.node('HardSigmoid', [t], { alpha: 1 / 6, beta: 0.5 }, { name: `${name}_hsig` })], {}, { name });
 }
 
+/** Min/max of every float tensor of the main graph over the feeds: an independent calibration. */
 async function observeAll(proto: ModelProto, feedsList: Record<string, ort.Tensor>[]): Promise<Map<string, FloatRange>> {
   const copy: ModelProto = { ...proto, graph: { ...proto.graph!, output: [...proto.graph!.output] } };
   const known = new Set(copy.graph!.output.map((o) => o.name));
@@ -339,5 +340,30 @@ describe('static QDQ', () => {
     const o = quantizeStaticQdq(proto, { config: cfg, ranges: only, readWeight, domain: '' });
     assert.deepEqual(encodeModel(o.model), encodeModel(a.model));
     assert.deepEqual(o.skipped, a.skipped);
+  });
+
+  it('calibrationTensors leaves out what MaxPool / Flatten output (they take their input\'s parameters); when the pool is not quantized, its input\'s range serves the next conv', async () => {
+    const b = new ModelBuilder({ opset: 13, seed: 21 });
+    const x = b.input('x', DataType.FLOAT, [1, 3, 12, 12]);
+    const h = b.relu(b.conv(x, 3, 8, 3, { name: 'c1' }));
+    const pooled = b.node('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] }, { name: 'pool' });
+    const g = b.node('GlobalAveragePool', [b.relu(b.conv(pooled, 8, 8, 3, { name: 'c2' }))], {}, { name: 'gap' });
+    const flat = b.node('Flatten', [g], {}, { name: 'flat' });
+    b.output(b.gemm(flat, 8, 4, { name: 'fc' }), DataType.FLOAT, [1, 4]);
+    const proto = b.build();
+    const cfg = config();
+    const names = calibrationTensors(proto, cfg);
+    assert.ok(names.includes(h) && names.includes(g), names.join(', '));
+    assert.ok(!names.includes(pooled) && !names.includes(flat), names.join(', '));
+    const feeds = [0, 1, 2].map((k) => ({ x: floatTensor([1, 3, 12, 12], (i) => Math.sin(i * 0.13 + k)) }));
+    const all = await observeAll(proto, feeds);
+    const only = new Map([...all].filter(([t]) => names.includes(t)));
+    const a = quantizeStaticQdq(proto, { config: cfg, ranges: all, readWeight, domain: '' });
+    const o = quantizeStaticQdq(proto, { config: cfg, ranges: only, readWeight, domain: '' });
+    assert.deepEqual(encodeModel(o.model), encodeModel(a.model), 'the pooled and flattened ranges were never read');
+    // c1 in float: the pool moves float values, and c2 quantizes its input with the range of h ⊇ pooled.
+    const e = quantizeStaticQdq(proto, { config: config({ exclude: ['c1'] }), ranges: only, readWeight, domain: '' });
+    assert.ok(e.quantized.some((q) => q.name === 'c2'), e.skipped.map((s) => `${s.name}: ${s.reason}`).join('; '));
+    assert.deepEqual(e.activations.get(pooled), computeQParams(all.get(h)!.min, all.get(h)!.max, 'uint8'));
   });
 });

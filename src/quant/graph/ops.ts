@@ -47,6 +47,13 @@ export const SAME_SCALE_OPS: ReadonlySet<string> = new Set([
   'SpaceToDepth',
 ]);
 
+/**
+ * Same-scale ops whose output holds only values of their first input (no interpolation, no pad
+ * value): the input's range covers the output, so the output needs no calibration of its own.
+ * Not Resize (cubic overshoots) or Pad (its constant may lie outside).
+ */
+export const VALUE_PRESERVING_OPS: ReadonlySet<string> = new Set([...SAME_SCALE_OPS].filter((op) => op !== 'Resize' && op !== 'Pad'));
+
 /** Ops with integer kernels and their own output range (calibrated). Quantized next to quantized ops. */
 export const CALIBRATED_OPS: ReadonlySet<string> = new Set([
   'Add',

@@ -23,7 +23,7 @@ import { computePerChannelQParams, computeQParams, quantizeBias, tensorMinMax } 
 import { channelMinMax, preserveKernelSums, quantizePerChannel, quantizeTensor } from '../quantize';
 import { FloatRange, PerChannelQuantParams, QuantArray, QuantParams, QuantType } from '../types';
 import { cloneModel, initializer, makeNode, NameScope, pruneUnusedInitializers, requireOpset, TransformResult } from './edit';
-import { activationInputIndices, CALIBRATED_OPS, INTEGER_ONLY_WITH_QUANTIZED_OUTPUT, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, WEIGHTED_OPS } from './ops';
+import { activationInputIndices, CALIBRATED_OPS, INTEGER_ONLY_WITH_QUANTIZED_OUTPUT, isFoldableActivation, outputChannelAxis, SAME_SCALE_OPS, VALUE_PRESERVING_OPS, WEIGHTED_OPS } from './ops';
 
 /** The transform's result, plus the parameters of every activation that got a Q/DQ pair. */
 export interface StaticQdqResult extends TransformResult {
@@ -268,8 +268,16 @@ function quantizeGraph(
   result: StaticQdqResult,
 ): void {
   const { config, readWeight, domain } = options;
-  const ranges = typeof options.ranges === 'function' ? options.ranges : fixedRanges(options.ranges);
+  const calibrated = typeof options.ranges === 'function' ? options.ranges : fixedRanges(options.ranges);
   const view = new GraphView(graph);
+  // Outputs of value-preserving data movement are not calibrated (calibrationTensors): the range of
+  // the tensor they move stands in, which is exactly the one a same-scale output gets anyway.
+  const ranges: RangeChooser = (t, type, symmetric) => {
+    const own = calibrated(t, type, symmetric);
+    if (own) return own;
+    const p = view.producer(t);
+    return p && VALUE_PRESERVING_OPS.has(p.opType) && p.input[0] ? ranges(p.input[0], type, symmetric) : undefined;
+  };
   const order = view.topologicalNodes();
   const outputs = new Set(graph.output.map((o) => o.name));
   const isFloatConstant = (name: string) => {
@@ -463,7 +471,9 @@ function quantizeGraph(
   }
 
   if (options.planOnly) {
-    for (const t of tensorType.keys()) options.planOnly.add(t);
+    // A same-scale output takes its input's parameters: its own range is never read.
+    const sameScale = new Set([...roles].filter(([n, r]) => r.kind === 'same-scale' && VALUE_PRESERVING_OPS.has(n.opType)).flatMap(([n]) => n.output));
+    for (const t of tensorType.keys()) if (!sameScale.has(t)) options.planOnly.add(t);
     return;
   }
 
