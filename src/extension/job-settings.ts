@@ -14,6 +14,7 @@ export interface ExplicitSettings {
   perChannel?: boolean;
   target?: NonNullable<QuantConfig['target']>;
   samples?: number;
+  activationQdq?: QuantConfig['activationQdq'];
 }
 
 /** The recipe that goes with a model: `<name>.recipe.json` next to `<name>.onnx`. */
@@ -51,7 +52,7 @@ export function jobSettings(o: {
 }): JobSettings {
   const s: JobSettings = {};
   const fromRecipe = o.recipe?.settings ?? {};
-  const keys = ['method', 'perChannel', 'target', 'samples'] as const;
+  const keys = ['method', 'perChannel', 'target', 'samples', 'activationQdq'] as const;
   for (const k of keys) {
     const v = o.user[k];
     if (v !== undefined && fromRecipe[k] === undefined) (s as Record<string, unknown>)[k] = v;

@@ -22,6 +22,7 @@ export interface Settings {
 const MODES = ['static', 'dynamic', 'weight-only', 'fp16'] as const;
 const METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
 const TARGETS = ['cpu-x86', 'cpu-arm', 'gpu-tensorrt', 'npu'] as const;
+const ACTIVATION_QDQ = ['auto', 'integer-kernels', 'every-layer', 'none'] as const;
 
 function oneOf<T extends string>(v: unknown, values: readonly T[]): T | undefined {
   return typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : undefined;
@@ -48,6 +49,8 @@ export function readSettings(scope?: vscode.Uri): Settings {
   if (target) explicit.target = target;
   const samples = positiveInt(explicitValue('samples'));
   if (samples) explicit.samples = samples;
+  const activationQdq = oneOf(explicitValue('activationQdq'), ACTIVATION_QDQ);
+  if (activationQdq) explicit.activationQdq = activationQdq;
   const targetSqnr = c.get('targetSqnr');
   const latencyRuns = c.get('latencyRuns');
   return {

@@ -17,6 +17,7 @@ import { OnnxModel } from '../../src/onnx/model';
 import { runJobInWorker } from '../../src/runtime/worker/job-host';
 import type { Job } from '../../src/runtime/worker/job-protocol';
 import { cliValues } from '../../src/runtime/worker/run-job';
+import { resolveConfig } from '../../src/cli/quantize';
 import type { PipelineProgress } from '../../src/runtime/quantize-model';
 import { tempDir } from '../helpers/ort';
 
@@ -51,6 +52,9 @@ describe('job worker', () => {
       calib: 'c',
       'eval-fraction': '0.3',
     });
+    // The setting resolves as the flag does: over a target preset's choice, under a recipe's.
+    assert.equal(resolveConfig(cliValues({ activationQdq: 'none', target: 'npu' })).activationQdq, 'none');
+    assert.equal(resolveConfig(cliValues({ target: 'npu' })).activationQdq, 'every-layer');
   });
 
   it('quantizes in a worker thread with progress streamed back', { timeout: 120_000 }, async () => {

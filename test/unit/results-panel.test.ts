@@ -123,6 +123,9 @@ describe('job settings', () => {
       calib: '/w/calib',
     });
     assert.deepEqual(s, { perChannel: false, samples: 10, recipe: '/w/cls.recipe.json', mode: 'static', calib: '/w/calib' });
+    const qdq = (recipe: Record<string, unknown>) => jobSettings({ user: { activationQdq: 'none' }, recipe: { file: '/w/r.json', settings: recipe } }).activationQdq;
+    assert.equal(qdq({}), 'none');
+    assert.equal(qdq({ activationQdq: 'every-layer' }), undefined, 'the recipe sets it: the worker reads it from the recipe');
     assert.deepEqual(jobSettings({ user: {} }), {});
   });
 });

@@ -24,6 +24,8 @@ export interface JobSettings {
   perChannel?: boolean;
   target?: NonNullable<QuantConfig['target']>;
   samples?: number;
+  /** Where activations get Q/DQ (static): as `--activation-qdq`. */
+  activationQdq?: QuantConfig['activationQdq'];
   /** A recipe file (settings and per-node overrides). */
   recipe?: string;
   /** Calibration folder; none: synthetic data (every report says so). */

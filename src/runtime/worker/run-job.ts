@@ -26,6 +26,7 @@ export function cliValues(s: JobSettings): CliValues {
   if (s.perChannel === false) v['per-tensor'] = true;
   if (s.target !== undefined) v.target = s.target;
   if (s.samples !== undefined) v.samples = String(s.samples);
+  if (s.activationQdq !== undefined) v['activation-qdq'] = s.activationQdq;
   if (s.recipe !== undefined) v.recipe = s.recipe;
   if (s.calib !== undefined) v.calib = s.calib;
   if (s.eval !== undefined) v.eval = s.eval;
