@@ -51,6 +51,23 @@ const stop = async () => {
   parentPort.close();
 };
 const oneLine = (err) => String((err && err.message) || err).replace(/\s*\n\s*/g, ' ').trim();
+// Buffers copied into a slot are garbage at once, and V8 collects such external memory only
+// after ~64 MB of it per isolate: a young-generation collection every COLLECT_BYTES of them
+// bounds it (the flag is on only while this isolate takes the function).
+const COLLECT_BYTES = 16 * 2 ** 20;
+let collect;
+try {
+  const v8 = require('node:v8');
+  v8.setFlagsFromString('--expose-gc');
+  try {
+    collect = require('node:vm').runInNewContext('gc');
+  } finally {
+    v8.setFlagsFromString('--no-expose-gc');
+  }
+} catch {
+  collect = undefined;
+}
+let garbage = 0;
 parentPort.on('message', async (msg) => {
   if (msg.type === 'stop') {
     stopping = true;
@@ -65,6 +82,7 @@ parentPort.on('message', async (msg) => {
     for (const [k, v] of Object.entries(msg.feeds)) {
       // onnxruntime-node refuses shared memory: a slot's feed is copied out first.
       const data = v.shared ? new globalThis[v.shared.array](msg.slot, v.shared.offset, v.shared.length).slice() : v.data;
+      if (v.shared) garbage += data.byteLength;
       feeds[k] = new ort.Tensor(v.type, data, v.dims);
     }
     const out = await session.run(feeds, msg.fetches);
@@ -78,6 +96,7 @@ parentPort.on('message', async (msg) => {
         new Uint8Array(msg.slot, offset, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
         outputs[k] = { type: t.type, dims: Array.from(t.dims), shared: { array: data.constructor.name, offset, length: data.length } };
         used = offset + data.byteLength;
+        garbage += data.byteLength;
         continue;
       }
       if (ArrayBuffer.isView(data)) {
@@ -93,6 +112,10 @@ parentPort.on('message', async (msg) => {
     transfer.length = 0;
   }
   parentPort.postMessage(reply, transfer);
+  if (collect && garbage >= COLLECT_BYTES) {
+    garbage = 0;
+    collect({ type: 'minor' });
+  }
   busy--;
   if (stopping && !busy) await stop();
 });
