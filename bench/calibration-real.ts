@@ -17,7 +17,7 @@ import { openSampleFolder } from '../src/runtime/data';
 import { calibrationTensors, prepareStatic } from '../src/runtime/quantize-model';
 import type { Sample, SampleSource } from '../src/runtime/samples';
 import { REAL_MODELS } from '../test/helpers/ort';
-import { calibrationMsPerSample, inferenceTimes, median } from './lib';
+import { calibrationMsPerSample, inferenceMsPerSample, median } from './lib';
 import { writeTaskFolder, type Task } from '../test/helpers/tasks';
 
 interface Variant {
@@ -55,9 +55,9 @@ async function costs(task: Task, dir: string, samples: number, rounds: number): 
     for (let r = 0; r < rounds; r++) {
       for (const v of VARIANTS) {
         // Inference right before each calibration pass: load shifts between passes on 2 shared cores.
-        const times = await inferenceTimes(float, cached);
+        const infer = await inferenceMsPerSample(float, cached);
         const per = await calibrationMsPerSample((onProgress) => calibrate(calibModel, tensors, memory, { method: v.method, histogramValues: v.histogramValues, workers: v.workers, threads: 2, onProgress }));
-        inferMs = median(times.slice(2));
+        inferMs = infer;
         const list = ratios.get(v.label) ?? [];
         list.push(per / inferMs);
         ratios.set(v.label, list);
