@@ -32,9 +32,9 @@ import { CALIBRATED_OPS, SAME_SCALE_OPS, WEIGHTED_OPS } from '../quant/graph/ops
 import { MIN_NORMAL_FLOAT32 } from '../quant/params';
 import { makeRecipe } from '../quant/recipe';
 import type { FloatRange } from '../quant/types';
-import { calibrate, chooseRange, type CalibrationResult } from '../runtime/calibrate';
+import { calibrate, type CalibrationResult } from '../runtime/calibrate';
 import { modelSizeBytes } from '../runtime/evaluate';
-import { calibrationTensors, quantizeModel } from '../runtime/quantize-model';
+import { activationRanges, calibrationTensors, quantizeModel } from '../runtime/quantize-model';
 import { chooseActivationQdq } from '../runtime/activation-qdq';
 import type { Sample, SampleSource } from '../runtime/samples';
 import { hasExternalData, throwIfAborted } from '../runtime/session';
@@ -458,10 +458,10 @@ export async function analyzeModel(options: AnalyzeOptions): Promise<AnalysisRep
         },
       });
       calibInfo = { source: options.calib.description, samples: calib.samples, synthetic: calib.synthetic, seconds: calib.seconds };
+      // The ranges quantize would choose (activationRanges: a model input keeps its observed range).
+      const choose = activationRanges(calib.tensors, config);
       const ranges = new Map<string, FloatRange>();
-      for (const [name, stats] of calib.tensors) {
-        ranges.set(name, chooseRange(stats, config.method, config.activationType, { symmetric: config.symmetricActivations, percentile: config.percentile }));
-      }
+      for (const name of calib.tensors.keys()) ranges.set(name, choose(name, config.activationType, config.symmetricActivations)!);
       if (calib.synthetic) {
         findings.push(finding('OQ010', null, `calibrated on synthetic data (${options.calib.description}): activation statistics, ranges and sensitivities describe random inputs`, 'pass --calib DIR with a few dozen real inputs'));
       }

@@ -133,6 +133,8 @@ export interface TensorStats {
   nonFinite: NonFiniteCounts;
   /** Samples in which the tensor was observed. */
   samples: number;
+  /** A graph input of the model (its range is the observed one: see activationRanges). */
+  graphInput?: boolean;
 }
 
 export interface UnobservedTensor {
@@ -839,7 +841,7 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
   const tensors = new Map<string, TensorStats>();
   for (const [name, obs] of targets.observers) {
     const s = obs.stats();
-    if (s) tensors.set(name, s);
+    if (s) tensors.set(name, targets.inputs.includes(name) ? { ...s, graphInput: true } : s);
     else unobserved.push({ name, reason: `had no finite value in ${samples} sample(s) (empty, or all NaN/Inf)` });
   }
   return {

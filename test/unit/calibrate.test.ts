@@ -17,6 +17,8 @@ import { HistogramObserver, percentileRange } from '../../src/quant';
 import { float32ToFp16Bits, fp16BitsToNumber } from '../../src/quant/fp16';
 import { calibrate, calibrationWorkers, chooseRange, observeStrided, stridedCount, TensorObserver, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
 import { liveSessionWorkerCount, WorkerSessions } from '../../src/runtime/worker-sessions';
+import { activationRanges } from '../../src/runtime/quantize-model';
+import { DEFAULT_CONFIG } from '../../src/quant/config';
 import type { Sample, SampleSource } from '../../src/runtime/samples';
 import { floatTensor, REAL_MODELS, realModelFeeds, tempDir } from '../helpers/ort';
 
@@ -573,6 +575,23 @@ describe('chooseRange', () => {
     const e = chooseRange(s, 'entropy', 'uint8');
     const m = chooseRange(s, 'mse', 'uint8');
     for (const r of [e, m]) assert.ok(r.min >= -2 && r.max <= 3 && r.min < r.max);
+  });
+
+  it('activationRanges: a model input keeps its observed range; the same values inside the model get the method\'s (MSE clips a sparse tail)', async () => {
+    const b = new ModelBuilder({ opset: 13 });
+    b.input('x', DataType.FLOAT, [1, 250000]);
+    b.node('Relu', ['x'], {}, { outputs: ['h'], name: 'relu' });
+    b.output('h', DataType.FLOAT, [1, 250000]);
+    const model = OnnxModel.fromProto(b.build(), 'tail.onnx');
+    // A light page with a few dark pixels: values in [0, 1), and one 4 per sample.
+    const samples = [0, 1, 2, 3].map((k) => ({ x: floatTensor([1, 250000], (i) => (i === 1000 * k + 17 ? 4 : ((i * 37 + k) % 1000) / 1000)) }));
+    const r = await calibrate(model, ['x', 'h'], sourceOf(samples), { method: 'mse', threads: 1, histogramValues: 0 });
+    assert.equal(stats(r, 'x').graphInput, true);
+    assert.equal(stats(r, 'h').graphInput, undefined);
+    const choose = activationRanges(r.tensors, { ...DEFAULT_CONFIG, method: 'mse' });
+    assert.deepEqual(choose('x', 'uint8', false), { min: 0, max: 4 });
+    const h = choose('h', 'uint8', false)!;
+    assert.ok(h.max < 3.5, `MSE range of h: [${h.min}, ${h.max}]`);
   });
 
   it('refuses a histogram method on minmax statistics', () => {
