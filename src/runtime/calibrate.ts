@@ -31,9 +31,10 @@
  * its feeds and outputs pass through, reused from sample to sample: the buffers would otherwise
  * land in this thread's heap and cost it a full garbage collection every ~25 samples (measured
  * on the benchmark CNN at 112×112: V8's helper threads fell from 0.9 to 0.3 ms of CPU a sample;
- * in the extension host, whose heap holds every extension, a full collection costs more). Batch-1 inference leaves onnxruntime's intra-op threads idle much of the
- * time, so this hides most of that cost (min-max on the PP-OCRv4 detector: 2.1× → 1.25× an
- * inference); the statistics are the same as with one session.
+ * in the extension host, whose heap holds every extension, a full collection costs more).
+ * Batch-1 inference leaves onnxruntime's intra-op threads idle much of the time, so this hides
+ * most of that cost (min-max on the PP-OCRv4 detector: 2.1× → 1.25× an inference); the
+ * statistics are the same as with one session.
  *
  * Exposed tensors carry no declared type: onnxruntime types an untyped graph output from its own
  * inference, which sees every op it can run; the session's output metadata then says which are

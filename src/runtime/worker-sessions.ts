@@ -7,9 +7,10 @@
  *
  * Each run's outputs come back as transferred buffers (not copied) and are wrapped as ort.Tensor
  * here; feeds are copied once into the worker. A run given a shared slot (see `run`) passes its
- * feeds and outputs through that SharedArrayBuffer instead: no new buffer on this thread per run. Like global sensitivity's workers, the worker is
- * inline source that needs only onnxruntime-node (see analysis/sensitivity-global.ts for why), and
- * stopping is cooperative: a worker finishes its current run, releases its session and exits.
+ * feeds and outputs through that SharedArrayBuffer instead: no new buffer on this thread per run.
+ * Like global sensitivity's workers, the worker is inline source that needs only onnxruntime-node
+ * (see analysis/sensitivity-global.ts for why), and stopping is cooperative: a worker finishes its
+ * current run, releases its session and exits.
  */
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -232,7 +233,13 @@ class SessionWorker {
         if (!p) return;
         this.pending.delete(m.id);
         if (m.type === 'run-error') p.reject(new ModelRunError(this.name, m.message, p.context));
-        else p.resolve(Object.fromEntries(Object.entries(m.outputs).map(([k, w]) => [k, fromWire(w, p.slot)])));
+        else {
+          try {
+            p.resolve(Object.fromEntries(Object.entries(m.outputs).map(([k, w]) => [k, fromWire(w, p.slot)])));
+          } catch (err) {
+            p.reject(new ModelRunError(this.name, (err as Error).message, p.context));
+          }
+        }
       } else if (m.type === 'stopped') void worker.terminate();
     });
   }
