@@ -533,6 +533,37 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
 }
 
 /**
+ * The shared slots of the samples in flight (worker threads only: see WorkerSessions.run). A slot
+ * holds a sample's feeds and then its outputs (the worker copies the feeds out before it writes
+ * the outputs); it goes back to the pool once the outputs are absorbed, so there are as many slots
+ * as samples in flight, reused while they are large enough.
+ */
+class SlotPool {
+  private readonly inFlight = new Map<number, SharedArrayBuffer>();
+  private readonly free: SharedArrayBuffer[] = [];
+
+  /** `outputBytes`: what the fetched outputs can take at most, 8-byte aligned one after the other. */
+  constructor(private readonly outputBytes: number) {}
+
+  take(index: number, feeds: Record<string, ort.Tensor>): SharedArrayBuffer {
+    const feedBytes = Object.values(feeds).reduce((sum, t) => sum + (ArrayBuffer.isView(t.data) ? Math.ceil(t.data.byteLength / 8) * 8 : 0), 0);
+    const bytes = Math.max(feedBytes, this.outputBytes);
+    const i = this.free.findIndex((s) => s.byteLength >= bytes);
+    const slot = i >= 0 ? this.free.splice(i, 1)[0]! : new SharedArrayBuffer(bytes);
+    this.inFlight.set(index, slot);
+    return slot;
+  }
+
+  /** Sample `index` is absorbed: its outputs (views of the slot) are no longer read. */
+  giveBack(index: number): void {
+    const slot = this.inFlight.get(index);
+    if (!slot) return;
+    this.inFlight.delete(index);
+    this.free.push(slot);
+  }
+}
+
+/**
  * Histogram methods with `histogramValues`: each large activation comes back as its exact min and
  * max and a strided subset (see withSampledOutputs), so the range is exact and the histogram's
  * counts are an estimate; small ones come back whole. Graph inputs are sampled the same way, on
@@ -540,9 +571,7 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
  */
 class SampledTensorObserver implements SampleObserver {
   private readonly fetches: string[];
-  /** With worker threads: the shared slot of each sample in flight, and the slots free for reuse. */
-  private readonly slots = new Map<number, SharedArrayBuffer>();
-  private readonly freeSlots: SharedArrayBuffer[] = [];
+  private readonly slots?: SlotPool;
 
   constructor(
     readonly runner: ModelRunner,
@@ -551,25 +580,13 @@ class SampledTensorObserver implements SampleObserver {
   ) {
     this.fetches = sampled.outputs.map((o) => o.name);
     if (sampled.counts) this.fetches.push(sampled.counts);
+    if (runner.takesSlots) this.slots = new SlotPool(sampled.maxOutputBytes);
   }
 
   async run(sample: Sample, index: number): Promise<Outputs> {
     if (!this.fetches.length) return {};
     const feeds = { ...sample, [this.sampled.phase]: new ort.Tensor('int64', BigInt64Array.of(samplePhase(index)), [1]) };
-    const slot = this.runner.takesSlots ? this.takeSlot(feeds) : undefined;
-    if (slot) this.slots.set(index, slot);
-    return this.runner.run(feeds, this.fetches, sampleContext(index), slot);
-  }
-
-  /**
-   * A free slot that holds the feeds and the outputs (they follow the feeds' copy-out, so they can
-   * share the bytes), or a new one: as many slots as samples in flight, reused while they last.
-   */
-  private takeSlot(feeds: Record<string, ort.Tensor>): SharedArrayBuffer {
-    const feedBytes = Object.values(feeds).reduce((sum, t) => sum + (ArrayBuffer.isView(t.data) ? Math.ceil(t.data.byteLength / 8) * 8 : 0), 0);
-    const bytes = Math.max(feedBytes, this.sampled.maxOutputBytes);
-    const i = this.freeSlots.findIndex((s) => s.byteLength >= bytes);
-    return i >= 0 ? this.freeSlots.splice(i, 1)[0]! : new SharedArrayBuffer(bytes);
+    return this.runner.run(feeds, this.fetches, sampleContext(index), this.slots?.take(index, feeds));
   }
 
   async absorb(outputs: Outputs, sample: Sample, index: number): Promise<void> {
@@ -601,12 +618,7 @@ class SampledTensorObserver implements SampleObserver {
       if (at !== v.length) throw new QuantizationError(`${context}: the calibration output "${out}" has ${v.length - at} values past its last tensor`);
     }
     for (const t of Object.values(outputs)) t.dispose();
-    const slot = this.slots.get(index);
-    if (slot) {
-      // The outputs (views of the slot) are done with: the slot can take another sample.
-      this.slots.delete(index);
-      this.freeSlots.push(slot);
-    }
+    this.slots?.giveBack(index);
     for (const name of this.targets.inputs) observeStrided(this.targets.observers.get(name)!, sampleValues(sample[name], name, index), this.sampled.limit, index);
   }
 
