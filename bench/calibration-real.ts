@@ -55,9 +55,8 @@ async function costs(task: Task, dir: string, samples: number, rounds: number): 
     for (let r = 0; r < rounds; r++) {
       for (const v of VARIANTS) {
         // Inference right before each calibration pass: load shifts between passes on 2 shared cores.
-        const infer = await inferenceMsPerSample(float, cached);
+        inferMs = await inferenceMsPerSample(float, cached);
         const per = await calibrationMsPerSample((onProgress) => calibrate(calibModel, tensors, memory, { method: v.method, histogramValues: v.histogramValues, workers: v.workers, threads: 2, onProgress }));
-        inferMs = infer;
         const list = ratios.get(v.label) ?? [];
         list.push(per / inferMs);
         ratios.set(v.label, list);

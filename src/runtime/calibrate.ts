@@ -67,7 +67,7 @@ import {
 } from '../quant';
 import type { Sample, SampleSource } from './samples';
 import { createSession, defaultThreads, forEachSample, hasExternalData, runSession, throwIfAborted } from './session';
-import { WorkerSessions } from './worker-sessions';
+import { slotBytes, WorkerSessions } from './worker-sessions';
 
 export interface CalibrationProgress {
   done: number;
@@ -418,10 +418,14 @@ export function samplePhase(index: number): bigint {
   return BigInt(index) * 7919n;
 }
 
-/** Values a strided segment holds in sample `index`: start = phase mod step, then every step-th. */
+/** Where a strided subset starts in sample `index`: phase mod step. */
+function stridedStart(step: number, index: number): number {
+  return Number(samplePhase(index) % BigInt(step));
+}
+
+/** Values a strided segment holds in sample `index`: from stridedStart, every step-th. */
 export function stridedCount(size: number, step: number, index: number): number {
-  const start = Number(samplePhase(index) % BigInt(step));
-  return Math.ceil((size - start) / step);
+  return Math.ceil((size - stridedStart(step, index)) / step);
 }
 
 /**
@@ -520,8 +524,7 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
     return out;
   };
   const outputs = groups.map((g) => ({ name: concatOutput(`calib_sampled_${g.type}`, g.pieces), segments: g.segments }));
-  const align8 = (bytes: number) => Math.ceil(bytes / 8) * 8;
-  const maxOutputBytes = groups.reduce((sum, g) => sum + align8(g.values * FLOAT_BYTES[g.type]!), 0) + countPieces.length * 8;
+  const maxOutputBytes = slotBytes([...groups.map((g) => g.values * FLOAT_BYTES[g.type]!), countPieces.length * 8]);
   const counts = countPieces.length ? concatOutput('calib_sampled_counts', countPieces) : undefined;
   const phaseInput = emptyValueInfo(phase);
   phaseInput.type = {
@@ -546,7 +549,7 @@ class SlotPool {
   constructor(private readonly outputBytes: number) {}
 
   take(index: number, feeds: Record<string, ort.Tensor>): SharedArrayBuffer {
-    const feedBytes = Object.values(feeds).reduce((sum, t) => sum + (ArrayBuffer.isView(t.data) ? Math.ceil(t.data.byteLength / 8) * 8 : 0), 0);
+    const feedBytes = slotBytes(Object.values(feeds).map((t) => (ArrayBuffer.isView(t.data) ? t.data.byteLength : 0)));
     const bytes = Math.max(feedBytes, this.outputBytes);
     const i = this.free.findIndex((s) => s.byteLength >= bytes);
     const slot = i >= 0 ? this.free.splice(i, 1)[0]! : new SharedArrayBuffer(bytes);
@@ -639,9 +642,8 @@ export function observeStrided(obs: TensorObserver, values: Float32Array, limit:
     return;
   }
   const { min, max } = scanBatch(values, emptyScan());
-  const start = Number(samplePhase(index) % BigInt(step));
   const subset = new Float32Array(stridedCount(values.length, step, index));
-  for (let i = 0, j = start; i < subset.length; i++, j += step) subset[i] = values[j]!;
+  for (let i = 0, j = stridedStart(step, index); i < subset.length; i++, j += step) subset[i] = values[j]!;
   // NaN/Inf are counted from the subset, as for the other tensors.
   if (min <= max) obs.observeSubset(min, max, false, subset);
   else obs.update(subset);

@@ -155,6 +155,20 @@ interface Pending {
   slot?: SharedArrayBuffer;
 }
 
+/**
+ * Bytes a slot needs for arrays of these byte lengths, laid out as `run` lays them out: one after
+ * the other, each at an 8-byte aligned offset (the worker's copy-out follows the same rule).
+ */
+export function slotBytes(byteLengths: Iterable<number>): number {
+  let used = 0;
+  for (const n of byteLengths) used = alignInSlot(used) + n;
+  return used;
+}
+
+function alignInSlot(offset: number): number {
+  return Math.ceil(offset / 8) * 8;
+}
+
 /** Typed arrays a slot can hold, by constructor name (what the worker reports). */
 const SLOT_ARRAYS: Record<string, new (buffer: SharedArrayBuffer, offset: number, length: number) => ort.Tensor.DataType> = {
   Float32Array,
@@ -187,7 +201,7 @@ function feedsToWire(feeds: Record<string, ort.Tensor>, slot: SharedArrayBuffer 
   let used = 0;
   for (const [k, t] of Object.entries(feeds)) {
     const d = t.data;
-    const offset = Math.ceil(used / 8) * 8;
+    const offset = alignInSlot(used);
     if (slot && ArrayBuffer.isView(d) && d.constructor.name in SLOT_ARRAYS && offset + d.byteLength <= slot.byteLength) {
       new Uint8Array(slot, offset, d.byteLength).set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
       wire[k] = { type: t.type, dims: [...t.dims], shared: { array: d.constructor.name, offset, length: d.length } };

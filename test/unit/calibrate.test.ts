@@ -491,11 +491,22 @@ describe('calibrate: samples in worker threads', () => {
     assert.equal(liveSessionWorkerCount(), 0);
   });
 
-  it('worker sessions: runs spread over the workers give what one in-process session gives; after release a run is refused, not left hanging', async () => {
+  /** Runs `test` with two worker sessions and one in-process session of the MatMul model, then releases both; returns the pool. */
+  async function withMatMulSessions(test: (pool: WorkerSessions, session: ort.InferenceSession) => Promise<void>): Promise<WorkerSessions> {
     const bytes = encodeModel(buildMatMulModel());
     const pool = await WorkerSessions.create(bytes, { workers: 2, threadsPerWorker: 1, name: 'matmul.onnx' });
     const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
     try {
+      await test(pool, session);
+    } finally {
+      await pool.release();
+      await session.release();
+    }
+    return pool;
+  }
+
+  it('worker sessions: runs spread over the workers give what one in-process session gives; after release a run is refused, not left hanging', async () => {
+    const released = await withMatMulSessions(async (pool, session) => {
       const feeds = matmulSamples(6);
       const [viaPool, here] = await Promise.all([Promise.all(feeds.map((f, i) => pool.run(f, ['y', 's'], `sample ${i + 1}`))), Promise.all(feeds.map((f) => session.run(f)))]);
       for (const [i, r] of viaPool.entries()) {
@@ -503,19 +514,13 @@ describe('calibrate: samples in worker threads', () => {
         assert.deepEqual(r.s!.data, here[i]!.s!.data);
         assert.equal(r.s!.type, 'int64');
       }
-    } finally {
-      await pool.release();
-      await session.release();
-    }
+    });
     assert.equal(liveSessionWorkerCount(), 0);
-    await assert.rejects(pool.run(matmulSamples(1)[0]!, ['y'], 'sample 1'), { name: 'ModelRunError', message: 'matmul.onnx: onnxruntime failed to run the model on sample 1: every session worker has stopped' });
+    await assert.rejects(released.run(matmulSamples(1)[0]!, ['y'], 'sample 1'), { name: 'ModelRunError', message: 'matmul.onnx: onnxruntime failed to run the model on sample 1: every session worker has stopped' });
   });
 
   it('worker sessions with a shared slot: feeds and outputs pass through it while they fit, the rest in buffers of their own, with the same values', async () => {
-    const bytes = encodeModel(buildMatMulModel());
-    const pool = await WorkerSessions.create(bytes, { workers: 2, threadsPerWorker: 1, name: 'matmul.onnx' });
-    const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-    try {
+    await withMatMulSessions(async (pool, session) => {
       const feeds = matmulSamples(5);
       const here = await Promise.all(feeds.map((f) => session.run(f)));
       // y: 6 float32 (24 bytes), then s: 2 int64 at byte 24; x: 8 float32 (32 bytes).
@@ -541,10 +546,7 @@ describe('calibrate: samples in worker threads', () => {
       const t = await pool.run(feeds[1]!, ['y'], 'sample 2', tiny);
       assert.notEqual((t.y!.data as Float32Array).buffer, tiny);
       assert.deepEqual([...(t.y!.data as Float32Array)], [...(here[1]!.y!.data as Float32Array)]);
-    } finally {
-      await pool.release();
-      await session.release();
-    }
+    });
     assert.equal(liveSessionWorkerCount(), 0);
   });
 
