@@ -272,6 +272,16 @@ export class TensorObserver {
     this.update(subset);
   }
 
+  /**
+   * One sample of a histogram tensor given as its exact max and a subset whose least value stands
+   * for the min (a Relu's output: every range includes 0 anyway, and the subset holds its zeros).
+   */
+  observeMaxAndSubset(max: number, subset: Float32Array): void {
+    const s = scanBatch(subset, emptyScan());
+    this.hist!.extendRange(s.finite > 0 ? s.min : max, max);
+    this.update(subset);
+  }
+
   /** Undefined when no finite value was ever seen. */
   stats(): TensorStats | undefined {
     if (this.minmax) {
@@ -384,12 +394,23 @@ interface Targets {
  * - strided: static size, [min, max, subset]; the step is a constant and the subset's start is
  *   `phase mod step`, so its length is known here (stridedCount);
  * - dynamic: size known only at run time, [min, max, subset]; its step and subset length are the
- *   pair at `pair` of the int64 counts output.
+ *   pair at `pair` of the int64 counts output;
+ * - grid: a Relu's output of static shape [N, C, H, W], [max, subset]: every channel at every
+ *   `stride`-th row and column from the first (`size` values); the min is the subset's (see
+ *   gridStride).
  */
 export type SampledSegment =
   | { name: string; kind: 'whole'; size: number }
   | { name: string; kind: 'strided'; size: number; step: number }
-  | { name: string; kind: 'dynamic'; pair: number };
+  | { name: string; kind: 'dynamic'; pair: number }
+  | { name: string; kind: 'grid'; size: number; stride: number };
+
+/** A tensor to sample: its onnxruntime type and, where every dimension is fixed, its size and dims. */
+export interface SampledTensor {
+  type: string;
+  size?: number;
+  dims?: readonly number[];
+}
 
 export interface SampledModel {
   model: ModelProto;
@@ -418,6 +439,17 @@ export function samplePhase(index: number): bigint {
   return BigInt(index) * 7919n;
 }
 
+/**
+ * The row and column stride of a grid subset of at most `limit` values from a tensor of dims
+ * [N, C, H, W] (the smallest that fits), or undefined when even one position per channel is too many.
+ */
+export function gridStride(dims: readonly number[], limit: number): number | undefined {
+  if (dims.length !== 4) return undefined;
+  const [n, c, h, w] = dims as [number, number, number, number];
+  for (let s = 1; s <= Math.max(h, w); s++) if (n * c * Math.ceil(h / s) * Math.ceil(w / s) <= limit) return s;
+  return undefined;
+}
+
 /** Where a strided subset starts in sample `index`: phase mod step. */
 function stridedStart(step: number, index: number): number {
   return Number(samplePhase(index) % BigInt(step));
@@ -439,7 +471,7 @@ export function stridedCount(size: number, step: number, index: number): number 
  * size is at most `limit` come back whole. Needs opset ≥ 10 (Slice with steps, Mod): an older
  * model is upgraded to 10 for this copy, or, when it cannot be, undefined.
  */
-export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<string, { type: string; size?: number }>, limit: number): SampledModel | undefined {
+export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<string, SampledTensor>, limit: number): SampledModel | undefined {
   const opset = defaultOpset(proto);
   if (opset === undefined) return undefined;
   if (opset < 10) {
@@ -460,7 +492,7 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
     inits.push(initializer(n, DataType.INT64, [1], [value]));
     return n;
   };
-  const node = (base: string, op: string, ins: string[], attrs: Record<string, number> = {}) => {
+  const node = (base: string, op: string, ins: string[], attrs: Record<string, number | number[]> = {}) => {
     const o = scope.fresh(`${base}_calib_${op.toLowerCase()}`);
     nodes.push(makeNode(op, ins, [o], scope.fresh(`${o}_node`), attrs));
     return o;
@@ -479,15 +511,27 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
   /** Every group, one output each, in order. */
   const groups: Group[] = [];
   const countPieces: string[] = [];
-  for (const [name, { type, size }] of tensors) {
+  const reluOutputs = new Set(graph.node.filter((n) => n.opType === 'Relu' && n.domain === '').map((n) => n.output[0]));
+  for (const [name, { type, size, dims }] of tensors) {
     let group = byType.get(type);
-    const values = Math.min(size ?? limit, limit) + 2;
+    const stride = type === 'float32' && size !== undefined && size > limit && dims && reluOutputs.has(name) ? gridStride(dims, limit) : undefined;
+    const gridSize = stride === undefined ? 0 : dims![0]! * dims![1]! * Math.ceil(dims![2]! / stride) * Math.ceil(dims![3]! / stride);
+    const values = stride === undefined ? Math.min(size ?? limit, limit) + 2 : gridSize + 1;
     if (group && group.values + values > MAX_VALUES_PER_OUTPUT) group = undefined;
     if (!group) {
       byType.set(type, (group = { type, pieces: [], segments: [], values: 0 }));
       groups.push(group);
     }
     group.values += values;
+    if (stride !== undefined) {
+      // Pooling ops run in onnxruntime's blocked layout (NCHWc) on x86: nothing converts the whole
+      // tensor back, as the flatten below does.
+      const max = node(name, 'ReduceMax', [node(name, 'Reshape', [node(name, 'GlobalMaxPool', [name]), flatShape])], { keepdims: 1 });
+      const subset = node(name, 'Reshape', [node(name, 'MaxPool', [name], { kernel_shape: [1, 1], strides: [stride, stride] }), flatShape]);
+      group.pieces.push(max, subset);
+      group.segments.push({ name, kind: 'grid', size: gridSize, stride });
+      continue;
+    }
     const flat = node(name, 'Reshape', [name, flatShape]);
     if (size !== undefined && size <= limit) {
       group.pieces.push(flat);
@@ -611,6 +655,11 @@ class SampledTensorObserver implements SampleObserver {
         const obs = this.targets.observers.get(seg.name)!;
         if (seg.kind === 'whole') {
           obs.update(take(seg.size, seg.name));
+          continue;
+        }
+        if (seg.kind === 'grid') {
+          const [max] = take(1, seg.name);
+          obs.observeMaxAndSubset(max!, take(seg.size, seg.name));
           continue;
         }
         const [min, max] = take(2, seg.name);
@@ -870,14 +919,14 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
 }
 
 /** Each exposed float tensor's type and, where onnxruntime's inference fixed every dimension, its size. */
-function outputShapes(session: ort.InferenceSession, targets: Targets): Map<string, { type: string; size?: number }> {
+function outputShapes(session: ort.InferenceSession, targets: Targets): Map<string, SampledTensor> {
   const meta = new Map(session.outputMetadata.map((m) => [m.name, m]));
-  const out = new Map<string, { type: string; size?: number }>();
+  const out = new Map<string, SampledTensor>();
   for (const [name, type] of targets.outputs) {
     const m = meta.get(name);
     const dims = m?.isTensor ? m.shape : undefined;
     const fixed = dims !== undefined && dims.length > 0 && dims.every((d): d is number => typeof d === 'number' && d >= 0);
-    out.set(name, { type, size: fixed ? dims.reduce((a: number, d) => a * (d as number), 1) : undefined });
+    out.set(name, fixed ? { type, size: (dims as number[]).reduce((a, d) => a * d, 1), dims: dims as number[] } : { type });
   }
   return out;
 }

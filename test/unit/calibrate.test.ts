@@ -15,7 +15,7 @@ import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
 import { HistogramObserver, percentileRange } from '../../src/quant';
 import { float32ToFp16Bits, fp16BitsToNumber } from '../../src/quant/fp16';
-import { calibrate, calibrationWorkers, chooseRange, observeStrided, stridedCount, TensorObserver, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
+import { calibrate, calibrationWorkers, chooseRange, gridStride, observeStrided, stridedCount, TensorObserver, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
 import { liveSessionWorkerCount, WorkerSessions } from '../../src/runtime/worker-sessions';
 import { activationRanges } from '../../src/runtime/quantize-model';
 import { DEFAULT_CONFIG } from '../../src/quant/config';
@@ -204,6 +204,42 @@ describe('calibrate: builder model with exact references', () => {
       assert.equal(st.histogram!.total, 400, `${name}: 100 values per sample`);
       assert.deepEqual([...st.histogram!.counts], [...h.counts], name);
     }
+  });
+
+  it('histogramValues: a Relu output of static shape [N, C, H, W] is sampled on a grid (every channel, every s-th row and column), with its exact max', async () => {
+    // x [1, 4, 10, 10] → Relu → h (400 values; limit 100: stride 2, 4·5·5 = 100 values a sample);
+    // Neg → n (not a Relu: the flat strided subset with exact min and max).
+    const b = new ModelBuilder({ opset: 17 });
+    b.input('x', DataType.FLOAT, [1, 4, 10, 10]);
+    b.node('Relu', ['x'], {}, { outputs: ['h'], name: 'relu' });
+    b.node('Neg', ['h'], {}, { outputs: ['n'], name: 'neg' });
+    b.output('n', DataType.FLOAT, [1, 4, 10, 10]);
+    const proto = b.build();
+    assert.deepEqual([gridStride([1, 4, 10, 10], 100), gridStride([1, 4, 10, 10], 99), gridStride([1, 4, 10, 10], 16), gridStride([1, 4, 10, 10], 3), gridStride([4, 10], 100)], [2, 3, 5, undefined, undefined]);
+    const dims = [1, 4, 10, 10];
+    const sampled = withSampledOutputs(proto, new Map([['h', { type: 'float32', size: 400, dims }], ['n', { type: 'float32', size: 400, dims }]]), 100)!;
+    assert.deepEqual(sampled.outputs.flatMap((o) => o.segments.map((sg) => sg.kind)), ['grid', 'strided']);
+
+    const xs = Array.from({ length: 4 }, (_, k) => Float32Array.from({ length: 400 }, (_, i) => Math.sin(i * 0.29 + k) * (1 + ((i * 7 + k) % 9))));
+    const r = await calibrate(OnnxModel.fromProto(proto, 'grid.onnx'), ['h', 'n'], sourceOf(xs.map((x) => ({ x: new ort.Tensor('float32', x, [1, 4, 10, 10]) }))), { method: 'mse', threads: 1, histogramValues: 100 });
+    const ref = new HistogramObserver();
+    let max = -Infinity;
+    for (const x of xs) {
+      const h = Array.from(x, (v) => Math.max(0, v));
+      // NCHW index (c·10 + y)·10 + x: rows and columns 0, 2, …, 8 of each channel.
+      const subset = Float32Array.from(h.filter((_, i) => Math.floor(i / 10) % 2 === 0 && (i % 10) % 2 === 0));
+      assert.equal(subset.length, 100);
+      max = Math.max(max, ...h);
+      ref.extendRange(Math.min(...subset), Math.max(...h));
+      ref.update(subset);
+    }
+    const hs = stats(r, 'h');
+    const want = ref.histogram();
+    assert.equal(hs.max, max, 'exact max');
+    assert.equal(hs.min, 0, 'the min is the subset\'s: 0, as for every Relu output with a zero in it');
+    assert.equal(hs.histogram!.total, 400, '100 values per sample');
+    assert.deepEqual([...hs.histogram!.counts], [...want.counts]);
+    assert.deepEqual([stats(r, 'n').min, stats(r, 'n').max + 0], [-max, 0], 'the Neg output keeps its exact extremes (max −0)');
   });
 
   it('histogramValues: every tensor comes back in one output per float type; a size that is no multiple of the step gives subsets whose length follows the phase', async () => {
