@@ -13,6 +13,7 @@ import { DataType } from '../../src/onnx/dtypes';
 import { encodeModel } from '../../src/onnx/encode';
 import { OnnxModel } from '../../src/onnx/model';
 import { saveModel } from '../../src/onnx/save';
+import { makeTensor } from '../../src/onnx/tensor-data';
 import { HistogramObserver, percentileRange } from '../../src/quant';
 import { float32ToFp16Bits, fp16BitsToNumber } from '../../src/quant/fp16';
 import { calibrate, calibrationWorkers, chooseRange, gridStride, observeStrided, stridedCount, TensorObserver, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
@@ -219,6 +220,18 @@ describe('calibrate: builder model with exact references', () => {
     const dims = [1, 4, 10, 10];
     const sampled = withSampledOutputs(proto, new Map([['h', { type: 'float32', size: 400, dims }], ['n', { type: 'float32', size: 400, dims }]]), 100)!;
     assert.deepEqual(sampled.outputs.flatMap((o) => o.segments.map((sg) => sg.kind)), ['grid', 'strided']);
+    // Relu6 (Clip with min 0, here a Constant node) cannot be negative either; Clip from −1 can.
+    const clips = new ModelBuilder({ opset: 17 });
+    clips.input('x', DataType.FLOAT, [1, 4, 10, 10]);
+    clips.node('Constant', [], { value: makeTensor('zero', DataType.FLOAT, [], [0]) }, { outputs: ['zero'], name: 'zero' });
+    clips.initializer('six', DataType.FLOAT, [], new Float32Array([6]));
+    clips.initializer('minus1', DataType.FLOAT, [], new Float32Array([-1]));
+    clips.node('Clip', ['x', 'zero', 'six'], {}, { outputs: ['r6'], name: 'relu6' });
+    clips.node('Clip', ['x', 'minus1', 'six'], {}, { outputs: ['c'], name: 'clip' });
+    clips.node('Add', ['r6', 'c'], {}, { outputs: ['y'], name: 'add' });
+    clips.output('y', DataType.FLOAT, [1, 4, 10, 10]);
+    const clipped = withSampledOutputs(clips.build(), new Map(['r6', 'c'].map((n) => [n, { type: 'float32', size: 400, dims }])), 100)!;
+    assert.deepEqual(clipped.outputs.flatMap((o) => o.segments.map((sg) => sg.kind)), ['grid', 'strided']);
 
     const xs = Array.from({ length: 4 }, (_, k) => Float32Array.from({ length: 400 }, (_, i) => Math.sin(i * 0.29 + k) * (1 + ((i * 7 + k) % 9))));
     const r = await calibrate(OnnxModel.fromProto(proto, 'grid.onnx'), ['h', 'n'], sourceOf(xs.map((x) => ({ x: new ort.Tensor('float32', x, [1, 4, 10, 10]) }))), { method: 'mse', threads: 1, histogramValues: 100 });
