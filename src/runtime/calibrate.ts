@@ -49,10 +49,11 @@ import type { GraphView } from '../onnx/graph';
 import { DataType } from '../onnx/dtypes';
 import { defaultOpset, OpsetUpgradeError, upgradeOpset } from '../onnx/opset-upgrade';
 import { encodeModel } from '../onnx/encode';
-import { emptyValueInfo, type GraphProto, type ModelProto, type TensorProto } from '../onnx/proto';
-import { constantTensor, type OnnxModel } from '../onnx/model';
+import { emptyValueInfo, type GraphProto, type ModelProto } from '../onnx/proto';
+import type { OnnxModel } from '../onnx/model';
 import { tensorToFloat32 } from '../onnx/tensor-data';
 import { clipLowerBound } from '../quant/graph/qdq';
+import { graphConstants } from '../quant/refine/weights';
 import { initializer, makeNode, NameScope } from '../quant/graph/edit';
 import { emptyScan, scanBatch } from '../quant/observers';
 import type { CalibrationMethod } from '../quant/config';
@@ -456,11 +457,8 @@ export function gridStride(dims: readonly number[], limit: number): number | und
 
 /** Outputs of a graph's Relu nodes and of its Clip nodes whose lower bound is a constant ≥ 0 (Relu6). */
 function nonNegativeOutputs(graph: GraphProto): Set<string> {
-  const constants = new Map<string, TensorProto>(graph.initializer.map((t) => [t.name, t]));
-  for (const n of graph.node) {
-    const t = n.opType === 'Constant' ? constantTensor(n) : undefined;
-    if (t && n.output[0]) constants.set(n.output[0], t);
-  }
+  // An initializer that is also a graph input can be fed another value: not a constant here.
+  const constants = graphConstants(graph);
   const out = new Set<string>();
   for (const n of graph.node) {
     if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
