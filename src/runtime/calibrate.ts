@@ -400,9 +400,9 @@ interface Targets {
  *   `phase mod step`, so its length is known here (stridedCount);
  * - dynamic: size known only at run time, [min, max, subset]; its step and subset length are the
  *   pair at `pair` of the int64 counts output;
- * - grid: a Relu's (or Relu6's) output of static shape [N, C, H, W], [max, subset]: every channel at every
- *   `stride`-th row and column from the first (`size` values); the min is the subset's (see
- *   gridStride).
+ * - grid: a Relu's (or Relu6's) output of static shape [N, C, H, W], [max, subset]: every
+ *   channel at every `stride`-th row and column from the first (`size` values); the min is the
+ *   subset's (see gridSubset).
  */
 export type SampledSegment =
   | { name: string; kind: 'whole'; size: number }
@@ -445,13 +445,17 @@ export function samplePhase(index: number): bigint {
 }
 
 /**
- * The row and column stride of a grid subset of at most `limit` values from a tensor of dims
- * [N, C, H, W] (the smallest that fits), or undefined when even one position per channel is too many.
+ * A grid subset of at most `limit` values from a tensor of dims [N, C, H, W]: the smallest row and
+ * column stride that fits, and the values it takes; undefined when even one position per channel
+ * is too many.
  */
-export function gridStride(dims: readonly number[], limit: number): number | undefined {
+export function gridSubset(dims: readonly number[], limit: number): { stride: number; size: number } | undefined {
   if (dims.length !== 4) return undefined;
   const [n, c, h, w] = dims as [number, number, number, number];
-  for (let s = 1; s <= Math.max(h, w); s++) if (n * c * Math.ceil(h / s) * Math.ceil(w / s) <= limit) return s;
+  for (let stride = 1; stride <= Math.max(h, w); stride++) {
+    const size = n * c * Math.ceil(h / stride) * Math.ceil(w / stride);
+    if (size <= limit) return { stride, size };
+  }
   return undefined;
 }
 
@@ -490,13 +494,13 @@ export function stridedCount(size: number, step: number, index: number): number 
  *
  * A float32 output of Relu (or of Clip with a lower bound ≥ 0, as Relu6) of static shape
  * [N, C, H, W] comes back as its exact max (GlobalMaxPool) and a grid (MaxPool 1×1 with strides,
- * see gridStride) instead: the flatten the strided subset starts with makes onnxruntime convert
+ * see gridSubset) instead: the flatten the strided subset starts with makes onnxruntime convert
  * the whole tensor out of its blocked NCHWc layout, pooling does not. Its min is the subset's: the
  * range of a tensor that cannot be negative includes 0 anyway, and any clipped value in the
  * subset makes the min exact. Alternating on the benchmark CNN, MSE calibration: 224×224 1.26× →
  * 1.18×, 112×112 1.67× → 1.56×; the chosen MSE ranges stayed within 0.6% of binning every value
- * (the strided subset: 0.7%). The grid does not move from sample to sample; a tensor whose min must be
- * exact keeps the strided subset (no NCHWc op gives a min).
+ * (the strided subset: 0.7%). The grid does not move from sample to sample; a tensor whose min
+ * must be exact keeps the strided subset (no NCHWc op gives a min).
  *
  * Needs opset ≥ 10 (Slice with steps, Mod): an older model is upgraded to 10 for this copy, or,
  * when it cannot be, undefined.
@@ -544,22 +548,21 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
   const nonNegative = nonNegativeOutputs(graph);
   for (const [name, { type, size, dims }] of tensors) {
     let group = byType.get(type);
-    const stride = type === 'float32' && size !== undefined && size > limit && dims && nonNegative.has(name) ? gridStride(dims, limit) : undefined;
-    const gridSize = stride === undefined ? 0 : dims![0]! * dims![1]! * Math.ceil(dims![2]! / stride) * Math.ceil(dims![3]! / stride);
-    const values = stride === undefined ? Math.min(size ?? limit, limit) + 2 : gridSize + 1;
+    const grid = type === 'float32' && size !== undefined && size > limit && dims && nonNegative.has(name) ? gridSubset(dims, limit) : undefined;
+    const values = grid ? grid.size + 1 : Math.min(size ?? limit, limit) + 2;
     if (group && group.values + values > MAX_VALUES_PER_OUTPUT) group = undefined;
     if (!group) {
       byType.set(type, (group = { type, pieces: [], segments: [], values: 0 }));
       groups.push(group);
     }
     group.values += values;
-    if (stride !== undefined) {
+    if (grid) {
       // Pooling ops run in onnxruntime's blocked layout (NCHWc) on x86: nothing converts the whole
       // tensor back, as the flatten below does.
       const max = node(name, 'ReduceMax', [node(name, 'Reshape', [node(name, 'GlobalMaxPool', [name]), flatShape])], { keepdims: 1 });
-      const subset = node(name, 'Reshape', [node(name, 'MaxPool', [name], { kernel_shape: [1, 1], strides: [stride, stride] }), flatShape]);
+      const subset = node(name, 'Reshape', [node(name, 'MaxPool', [name], { kernel_shape: [1, 1], strides: [grid.stride, grid.stride] }), flatShape]);
       group.pieces.push(max, subset);
-      group.segments.push({ name, kind: 'grid', size: gridSize, stride });
+      group.segments.push({ name, kind: 'grid', ...grid });
       continue;
     }
     const flat = node(name, 'Reshape', [name, flatShape]);
@@ -948,7 +951,7 @@ export async function calibrate(model: OnnxModel, tensorNames: string[], source:
   };
 }
 
-/** Each exposed float tensor's type and, where onnxruntime's inference fixed every dimension, its size. */
+/** Each exposed float tensor's type and, where onnxruntime's inference fixed every dimension, its size and dims. */
 function outputShapes(session: ort.InferenceSession, targets: Targets): Map<string, SampledTensor> {
   const meta = new Map(session.outputMetadata.map((m) => [m.name, m]));
   const out = new Map<string, SampledTensor>();

@@ -16,7 +16,7 @@ import { saveModel } from '../../src/onnx/save';
 import { makeTensor } from '../../src/onnx/tensor-data';
 import { HistogramObserver, percentileRange } from '../../src/quant';
 import { float32ToFp16Bits, fp16BitsToNumber } from '../../src/quant/fp16';
-import { calibrate, calibrationWorkers, chooseRange, gridStride, observeStrided, stridedCount, TensorObserver, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
+import { calibrate, calibrationWorkers, chooseRange, gridSubset, observeStrided, stridedCount, TensorObserver, withSampledOutputs, type CalibrationResult, type TensorStats } from '../../src/runtime/calibrate';
 import { liveSessionWorkerCount, WorkerSessions } from '../../src/runtime/worker-sessions';
 import { activationRanges } from '../../src/runtime/quantize-model';
 import { DEFAULT_CONFIG } from '../../src/quant/config';
@@ -216,7 +216,10 @@ describe('calibrate: builder model with exact references', () => {
     b.node('Neg', ['h'], {}, { outputs: ['n'], name: 'neg' });
     b.output('n', DataType.FLOAT, [1, 4, 10, 10]);
     const proto = b.build();
-    assert.deepEqual([gridStride([1, 4, 10, 10], 100), gridStride([1, 4, 10, 10], 99), gridStride([1, 4, 10, 10], 16), gridStride([1, 4, 10, 10], 3), gridStride([4, 10], 100)], [2, 3, 5, undefined, undefined]);
+    assert.deepEqual(
+      [gridSubset([1, 4, 10, 10], 100), gridSubset([1, 4, 10, 10], 99), gridSubset([1, 4, 10, 10], 16), gridSubset([1, 4, 10, 10], 3), gridSubset([4, 10], 100)],
+      [{ stride: 2, size: 100 }, { stride: 3, size: 64 }, { stride: 5, size: 16 }, undefined, undefined],
+    );
     const dims = [1, 4, 10, 10];
     const sampled = withSampledOutputs(proto, new Map([['h', { type: 'float32', size: 400, dims }], ['n', { type: 'float32', size: 400, dims }]]), 100)!;
     assert.deepEqual(sampled.outputs.flatMap((o) => o.segments.map((sg) => sg.kind)), ['grid', 'strided']);
