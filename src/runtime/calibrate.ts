@@ -271,19 +271,9 @@ export class TensorObserver {
     this.samples++;
   }
 
-  /** One sample of a histogram tensor given as its exact extremes and a subset (`whole`: all of it). */
+  /** One sample of a histogram tensor given as its extremes (exact, but a grid's min: see withSampledOutputs) and a subset (`whole`: all of it). */
   observeSubset(min: number, max: number, whole: boolean, subset: Float32Array): void {
     if (!whole) this.hist!.extendRange(min, max);
-    this.update(subset);
-  }
-
-  /**
-   * One sample of a histogram tensor given as its exact max and a subset whose least value stands
-   * for the min (a Relu's output: every range includes 0 anyway, and the subset holds its zeros).
-   */
-  observeMaxAndSubset(max: number, subset: Float32Array): void {
-    const s = scanBatch(subset, emptyScan());
-    this.hist!.extendRange(s.finite > 0 ? s.min : max, max);
     this.update(subset);
   }
 
@@ -400,7 +390,7 @@ interface Targets {
  *   `phase mod step`, so its length is known here (stridedCount);
  * - dynamic: size known only at run time, [min, max, subset]; its step and subset length are the
  *   pair at `pair` of the int64 counts output;
- * - grid: a Relu's (or Relu6's) output of static shape [N, C, H, W], [max, subset]: every
+ * - grid: a Relu's (or Relu6's) output of static shape [N, C, H, W], [min, max, subset]: every
  *   channel at every `stride`-th row and column from the first (`size` values); the min is the
  *   subset's (see gridSubset).
  */
@@ -493,11 +483,11 @@ export function stridedCount(size: number, step: number, index: number): number 
  * size is at most `limit` come back whole.
  *
  * A float32 output of Relu (or of Clip with a lower bound ≥ 0, as Relu6) of static shape
- * [N, C, H, W] comes back as its exact max (GlobalMaxPool) and a grid (MaxPool 1×1 with strides,
- * see gridSubset) instead: the flatten the strided subset starts with makes onnxruntime convert
- * the whole tensor out of its blocked NCHWc layout, pooling does not. Its min is the subset's: the
- * range of a tensor that cannot be negative includes 0 anyway, and any clipped value in the
- * subset makes the min exact. Alternating on the benchmark CNN, MSE calibration: 224×224 1.26× →
+ * [N, C, H, W] comes back as a grid (MaxPool 1×1 with strides, see gridSubset) with the grid's
+ * min and the tensor's exact max (GlobalMaxPool) instead: the flatten the strided subset starts
+ * with makes onnxruntime convert the whole tensor out of its blocked NCHWc layout, pooling does
+ * not. The range of a tensor that cannot be negative includes 0 anyway, and any clipped value in
+ * the grid makes its min exact. Alternating on the benchmark CNN, MSE calibration: 224×224 1.26× →
  * 1.18×, 112×112 1.67× → 1.56×; the chosen MSE ranges stayed within 0.6% of binning every value
  * (the strided subset: 0.7%). The grid does not move from sample to sample; a tensor whose min
  * must be exact keeps the strided subset (no NCHWc op gives a min).
@@ -549,7 +539,7 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
   for (const [name, { type, size, dims }] of tensors) {
     let group = byType.get(type);
     const grid = type === 'float32' && size !== undefined && size > limit && dims && nonNegative.has(name) ? gridSubset(dims, limit) : undefined;
-    const values = grid ? grid.size + 1 : Math.min(size ?? limit, limit) + 2;
+    const values = (grid ? grid.size : Math.min(size ?? limit, limit)) + 2;
     if (group && group.values + values > MAX_VALUES_PER_OUTPUT) group = undefined;
     if (!group) {
       byType.set(type, (group = { type, pieces: [], segments: [], values: 0 }));
@@ -561,7 +551,7 @@ export function withSampledOutputs(proto: ModelProto, tensors: ReadonlyMap<strin
       // tensor back, as the flatten below does.
       const max = node(name, 'ReduceMax', [node(name, 'Reshape', [node(name, 'GlobalMaxPool', [name]), flatShape])], { keepdims: 1 });
       const subset = node(name, 'Reshape', [node(name, 'MaxPool', [name], { kernel_shape: [1, 1], strides: [grid.stride, grid.stride] }), flatShape]);
-      group.pieces.push(max, subset);
+      group.pieces.push(node(name, 'ReduceMin', [subset], { keepdims: 1 }), max, subset);
       group.segments.push({ name, kind: 'grid', ...grid });
       continue;
     }
@@ -690,12 +680,11 @@ class SampledTensorObserver implements SampleObserver {
           obs.update(take(seg.size, seg.name));
           continue;
         }
+        const [min, max] = take(2, seg.name);
         if (seg.kind === 'grid') {
-          const [max] = take(1, seg.name);
-          obs.observeMaxAndSubset(max!, take(seg.size, seg.name));
+          obs.observeSubset(min!, max!, false, take(seg.size, seg.name));
           continue;
         }
-        const [min, max] = take(2, seg.name);
         const step = seg.kind === 'strided' ? seg.step : Number(counts![2 * seg.pair]);
         const n = seg.kind === 'strided' ? stridedCount(seg.size, seg.step, index) : Number(counts![2 * seg.pair + 1]);
         obs.observeSubset(min!, max!, step === 1, take(n, seg.name));
