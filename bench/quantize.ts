@@ -90,6 +90,13 @@ function medianRound(list: { infer: number; calib: number }[]): { infer: number;
   return { ...byRatio[(byRatio.length - 1) >> 1]!, ratios: byRatio.map((x) => x.calib / x.infer) };
 }
 
+/** calibrationCost of each method on `file`, 5 rounds taken in turn across the methods; each method's median round. */
+async function interleavedCosts(methods: readonly CalibrationMethod[], file: string): Promise<Map<CalibrationMethod, ReturnType<typeof medianRound>>> {
+  const rounds = new Map<CalibrationMethod, { infer: number; calib: number }[]>(methods.map((m) => [m, []]));
+  for (let r = 0; r < 5; r++) for (const method of methods) rounds.get(method)!.push(await calibrationCost(method, 48, false, 1, undefined, undefined, file));
+  return new Map(methods.map((m) => [m, medianRound(rounds.get(m)!)]));
+}
+
 /** The rounds' ratios, lowest to highest: the machine's noise, next to the median. */
 function spread(ratios: readonly number[]): string {
   return `rounds ${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)}×`;
@@ -104,11 +111,7 @@ export async function benchQuantize(): Promise<string[]> {
 
   // Rounds interleaved across the methods: a stretch of load on the machine (or the garbage a
   // previous measurement left) then weighs on every method alike rather than on one.
-  const methods = ['minmax', 'mse', 'entropy', 'percentile'] as const;
-  const rounds = new Map<CalibrationMethod, { infer: number; calib: number }[]>(methods.map((m) => [m, []]));
-  for (let r = 0; r < 5; r++) for (const method of methods) rounds.get(method)!.push(await calibrationCost(method, 48, false, 1));
-  for (const method of methods) {
-    const c = medianRound(rounds.get(method)!);
+  for (const [method, c] of await interleavedCosts(['minmax', 'mse', 'entropy', 'percentile'], RESNET)) {
     const one = await calibrationCost(method, 48, false, 5, undefined, 1);
     const l = await calibrationCost(method, 48, true);
     lines.push(
@@ -119,10 +122,7 @@ export async function benchQuantize(): Promise<string[]> {
   // The histogram methods bin a strided subset of each large activation by default; every value, for comparison.
   const every = await calibrationCost('mse', 48, false, 5, 0);
   lines.push(`  calibration (mse, every value binned: --histogram-values 0) per sample: ${(every.calib / every.infer).toFixed(2)}× one float inference`);
-  const smallRounds = new Map<CalibrationMethod, { infer: number; calib: number }[]>([['minmax', []], ['mse', []]]);
-  for (let r = 0; r < 5; r++) for (const [method, list] of smallRounds) list.push(await calibrationCost(method, 48, false, 1, undefined, undefined, RESNET_112));
-  for (const [method, list] of smallRounds) {
-    const small = medianRound(list);
+  for (const [method, small] of await interleavedCosts(['minmax', 'mse'], RESNET_112)) {
     lines.push(`  the same network at 1×3×112×112, calibration (${method}) per sample: ${(small.calib * 1000).toFixed(1)} ms vs ${(small.infer * 1000).toFixed(1)} ms = ${(small.calib / small.infer).toFixed(2)}× (${spread(small.ratios)})`);
   }
 
